@@ -1,0 +1,136 @@
+/**
+ * The lifecycle of one channel, owned by its connection.
+ *
+ *   opening -> open -> (channel error) -> recovering -> open
+ *                 \-> (connection lost) -> suspended -> (connection restored) -> recovering
+ *
+ * `recovering` reopens the channel and restores what was declared through it (exchanges,
+ * queues, bindings, qos, consumers): that work is `openChannel` with `recover: true`,
+ * supplied by src/channel.ts. A failed reopen waits (`retrying`, growing from 0.1 s to 5 s)
+ * and tries again unless the error is irrecoverable. The connection tells its channels
+ * `connection.lost`, `connection.restored` and `connection.closed`; the last ends them.
+ *
+ * Messages never pass through this machine: publish, deliver and ack go straight to the
+ * transport channel while this machine says `open`.
+ */
+import { assign, fromCallback, fromPromise, sendParent, setup } from 'xstate';
+import { summarizeError, type ErrorSummary } from './connection-machine.js';
+
+export interface ChannelInput {
+  channelId: number;
+}
+
+export interface ChannelContext extends ChannelInput {
+  /** Reopen attempts since the channel was last open. */
+  attempts: number;
+  /** Times the channel was recovered. */
+  recoveries: number;
+  lastError: ErrorSummary | undefined;
+}
+
+export type ChannelEvent =
+  | { type: 'close' }
+  | { type: 'channel.lost'; error: ErrorSummary }
+  | { type: 'connection.lost' }
+  | { type: 'connection.restored' }
+  | { type: 'connection.closed' };
+
+export const channelMachine = setup({
+  types: {
+    context: {} as ChannelContext,
+    events: {} as ChannelEvent,
+    input: {} as ChannelInput,
+  },
+  actors: {
+    /** Opens the transport channel; with `recover`, restores declarations and consumers. */
+    openChannel: fromPromise<void, { channelId: number; recover: boolean }>(async () => {
+      throw new Error('openChannel must be provided');
+    }),
+    /** Reports `channel.lost` when the transport channel closes under us. */
+    watchChannel: fromCallback<ChannelEvent, { channelId: number }>(() => undefined),
+    /** Closes the transport channel. */
+    closeChannel: fromPromise<void, { channelId: number }>(async () => undefined),
+  },
+  actions: {
+    recordError: assign(({ context, event }) => ({
+      lastError: 'error' in event ? summarizeError(event.error) : context.lastError,
+      attempts: context.attempts + 1,
+    })),
+    opened: assign(({ context }) => ({ attempts: 0, recoveries: context.recoveries + (context.lastError ? 1 : 0), lastError: undefined })),
+    /** Drops the broken transport channel (nothing graceful is possible). */
+    abandonChannel: () => undefined,
+  },
+  guards: {
+    irrecoverable: ({ event }) => !summarizeError('error' in event ? event.error : undefined).recoverable,
+  },
+  delays: {
+    retryDelay: ({ context }) => Math.min(100 * 2 ** Math.max(context.attempts - 1, 0), 5000),
+  },
+}).createMachine({
+  id: 'channel',
+  context: ({ input }) => ({ channelId: input.channelId, attempts: 0, recoveries: 0, lastError: undefined }),
+  initial: 'opening',
+  on: {
+    close: '.closing',
+    'connection.closed': '.closed',
+  },
+  states: {
+    opening: {
+      invoke: {
+        id: 'open',
+        src: 'openChannel',
+        input: ({ context }) => ({ channelId: context.channelId, recover: false }),
+        onDone: { target: 'open', actions: 'opened' },
+        onError: [
+          { guard: 'irrecoverable', target: 'closed', actions: 'recordError' },
+          { target: 'retrying', actions: 'recordError' },
+        ],
+      },
+      on: { 'connection.lost': 'suspended' },
+    },
+    open: {
+      invoke: { id: 'watch', src: 'watchChannel', input: ({ context }) => ({ channelId: context.channelId }) },
+      on: {
+        'channel.lost': [
+          { guard: 'irrecoverable', target: 'closed', actions: ['abandonChannel', assign({ lastError: ({ event }) => event.error })] },
+          { target: 'recovering', actions: ['abandonChannel', assign({ lastError: ({ event }) => event.error })] },
+        ],
+        'connection.lost': { target: 'suspended', actions: 'abandonChannel' },
+      },
+    },
+    suspended: {
+      on: { 'connection.restored': 'recovering' },
+    },
+    recovering: {
+      invoke: {
+        id: 'recover',
+        src: 'openChannel',
+        input: ({ context }) => ({ channelId: context.channelId, recover: true }),
+        onDone: { target: 'open', actions: 'opened' },
+        onError: [
+          { guard: 'irrecoverable', target: 'closed', actions: 'recordError' },
+          { target: 'retrying', actions: 'recordError' },
+        ],
+      },
+      on: { 'connection.lost': 'suspended' },
+    },
+    retrying: {
+      after: { retryDelay: 'recovering' },
+      on: { 'connection.lost': 'suspended', 'connection.restored': 'recovering' },
+    },
+    closing: {
+      on: { close: {} },
+      invoke: {
+        id: 'close',
+        src: 'closeChannel',
+        input: ({ context }) => ({ channelId: context.channelId }),
+        onDone: 'closed',
+        onError: 'closed',
+      },
+    },
+    closed: {
+      type: 'final',
+      entry: sendParent(({ context }) => ({ type: 'channel.closed' as const, channelId: context.channelId })),
+    },
+  },
+});

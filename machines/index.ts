@@ -1,0 +1,6 @@
+export { connectionMachine, summarizeError } from './connection-machine.js';
+export type { ConnectionActor, ConnectionContext, ConnectionEvent, ConnectionInput, ErrorSummary, Schedule } from './connection-machine.js';
+export { channelMachine } from './channel-machine.js';
+export type { ChannelContext, ChannelEvent, ChannelInput } from './channel-machine.js';
+export { heartbeatMachine } from './heartbeat-machine.js';
+export type { HeartbeatInput } from './heartbeat-machine.js';

@@ -1,0 +1,372 @@
+/**
+ * Channel: a thin facade over one channel actor (machines/channel-machine.ts).
+ *
+ * The hot path (publish, deliver, ack) goes straight to the live transport channel when the
+ * actor says `open`; otherwise calls wait until it is open again (or reject when it can no
+ * longer open). The facade remembers what was declared through it (exchanges, queues,
+ * bindings, qos, consumers) so that the actor's `recovering` state can restore all of it on a
+ * new transport channel after a channel error or a reconnect.
+ *
+ * Each transport channel the facade opens is an `epoch`: delivery tags belong to one epoch, and
+ * an ack for a message of an earlier epoch is dropped (the broker already requeued it when that
+ * channel died; acking its tag on the new channel would be a protocol error).
+ */
+import { EventEmitter } from 'eventemitter3';
+import type { ActorRefFrom } from 'xstate';
+import type { channelMachine, ErrorSummary } from '../machines/index.js';
+import { ChannelError, ConnectionClosed, IllegalStateError, KombuError } from './errors.js';
+import type {
+  ConsumeOptions,
+  ExchangeDeclaration,
+  MessageProperties,
+  PublishOptions,
+  QueueDeclaration,
+  QueueDeclareOk,
+  RawMessage,
+  ReturnedMessage,
+  TransportChannel,
+  TransportConnection,
+} from './transports/transport.js';
+
+/** Receives each delivery with the epoch it belongs to (pass it back to ack/reject). */
+export type DeliveryHandler = (message: RawMessage, epoch: number) => void;
+
+interface ConsumerRecord {
+  queue: string;
+  options: ConsumeOptions;
+  onMessage: DeliveryHandler;
+}
+
+/** What a Channel needs from its Connection (kept narrow so channels stay testable). */
+export interface ChannelHost {
+  /** Resolves with the live transport connection; rejects when the connection is closed or failed. */
+  whenConnected(signal?: AbortSignal): Promise<TransportConnection>;
+  /** Called after each delivery, for `drainEvents`. */
+  notifyDelivery(): void;
+  /** Forgets a channel once its actor is final. */
+  forgetChannel(channelId: number): void;
+}
+
+export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
+
+export interface ChannelEvents {
+  state: (event: { from: ChannelState; to: ChannelState; error: ErrorSummary | undefined }) => void;
+  /** Declarations and consumers were restored on a new transport channel. */
+  recovered: (event: { epoch: number }) => void;
+  /** The broker cancelled a consumer (its queue was deleted); it is being re-declared and resumed. */
+  consumerCancelled: (event: { consumerTag: string; queue: string }) => void;
+  /** A mandatory message found no queue. */
+  return: (message: ReturnedMessage) => void;
+  error: (error: KombuError) => void;
+}
+
+const key = (...parts: unknown[]): string => JSON.stringify(parts);
+
+/**
+ * A channel of a {@link Connection}. Get one with `await conn.channel()` or `conn.defaultChannel`.
+ *
+ * @example
+ * ```ts
+ * const channel = await conn.channel();
+ * await channel.declareQueue({ name: 'tasks', durable: true, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+ * await channel.publish(Buffer.from('hi'), { contentType: 'text/plain' }, '', 'tasks');
+ * await channel.close();
+ * ```
+ */
+export class Channel extends EventEmitter<ChannelEvents> {
+  readonly channelId: number;
+  #host: ChannelHost;
+  #actor: ActorRefFrom<typeof channelMachine> | undefined;
+  #current: TransportChannel | undefined;
+  #epoch = 0;
+  #lastError: KombuError | undefined;
+  #waiters = new Set<{ resolve: (c: TransportChannel) => void; reject: (e: Error) => void }>();
+  #exchanges = new Map<string, ExchangeDeclaration>();
+  #queues = new Map<string, QueueDeclaration>();
+  #renamed = new Map<string, string>();
+  #bindings = new Map<string, [string, string, string, Record<string, unknown> | undefined]>();
+  #qos: [number, number | undefined, boolean | undefined] | undefined;
+  #consumers = new Map<string, ConsumerRecord>();
+  #state: ChannelState = 'opening';
+
+  /** @internal Created by Connection. */
+  constructor(channelId: number, host: ChannelHost) {
+    super();
+    this.channelId = channelId;
+    this.#host = host;
+  }
+
+  /** @internal Attaches the actor spawned for this channel. */
+  attach(actor: ActorRefFrom<typeof channelMachine>): void {
+    this.#actor = actor;
+    actor.subscribe({
+      next: (snapshot) => this.#onState(snapshot.value as ChannelState, snapshot.context.lastError),
+      complete: () => this.#onState('closed', undefined),
+      error: () => this.#onState('closed', undefined),
+    });
+    this.#onState(actor.getSnapshot().value as ChannelState, undefined);
+  }
+
+  /** The channel actor's state. */
+  get state(): ChannelState {
+    return this.#state;
+  }
+
+  /** The channel actor (for inspection). */
+  get actor(): ActorRefFrom<typeof channelMachine> | undefined {
+    return this.#actor;
+  }
+
+  /** True while the transport channel is open and usable. */
+  get isOpen(): boolean {
+    return this.#state === 'open' && this.#current?.isOpen === true;
+  }
+
+  /** The transport channel generation; deliveries carry it. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  #onState(to: ChannelState, error: ErrorSummary | undefined): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    if (to === 'open' && this.#current) {
+      for (const waiter of this.#waiters) waiter.resolve(this.#current);
+      this.#waiters.clear();
+    }
+    if (to === 'closed') {
+      const reason = this.#lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
+      for (const waiter of this.#waiters) waiter.reject(reason);
+      this.#waiters.clear();
+      this.#current = undefined;
+      this.#host.forgetChannel(this.channelId);
+    }
+    this.emit('state', { from, to, error });
+  }
+
+  /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
+  whenOpen(): Promise<TransportChannel> {
+    if (this.#state === 'open' && this.#current?.isOpen) return Promise.resolve(this.#current);
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
+    }
+    return new Promise((resolve, reject) => this.#waiters.add({ resolve, reject }));
+  }
+
+  /** @internal Rejects the calls waiting for this channel (the connection failed for good). */
+  failWaiters(error: KombuError): void {
+    for (const waiter of this.#waiters) waiter.reject(error);
+    this.#waiters.clear();
+  }
+
+  /** @internal openChannel actor: a new transport channel, restoring everything when `recover`. */
+  async open(recover: boolean, signal: AbortSignal): Promise<void> {
+    const connection = await this.#host.whenConnected(signal);
+    const channel = await connection.createChannel();
+    if (signal.aborted) {
+      await channel.close().catch(() => undefined);
+      throw new ChannelError('Channel open was cancelled.', { recoverable: true });
+    }
+    channel.on('return', (message) => this.emit('return', message));
+    channel.on('cancel', (consumerTag) => this.#onBrokerCancel(channel, consumerTag));
+    this.#epoch += 1;
+    try {
+      if (recover) await this.#restore(channel);
+    } catch (error) {
+      await channel.close().catch(() => undefined);
+      throw error;
+    }
+    this.#current = channel;
+    if (recover) this.emit('recovered', { epoch: this.#epoch });
+  }
+
+  /** @internal watchChannel actor: reports the transport channel's death. */
+  watch(report: (error: KombuError) => void): () => void {
+    const channel = this.#current;
+    if (!channel) return () => undefined;
+    const onClose = (error?: KombuError): void => {
+      if (!error) return;
+      this.#lastError = error;
+      report(error);
+    };
+    channel.on('close', onClose);
+    if (!channel.isOpen) queueMicrotask(() => onClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
+    return () => channel.off('close', onClose);
+  }
+
+  /** @internal abandonChannel action. */
+  abandon(): void {
+    const channel = this.#current;
+    this.#current = undefined;
+    channel?.removeAllListeners();
+    if (channel?.isOpen) channel.close().catch(() => undefined);
+  }
+
+  /** @internal closeChannel actor. */
+  async closeTransport(): Promise<void> {
+    const channel = this.#current;
+    this.#current = undefined;
+    if (channel?.isOpen) await channel.close();
+  }
+
+  async #restore(channel: TransportChannel): Promise<void> {
+    for (const exchange of this.#exchanges.values()) await channel.declareExchange(exchange);
+    for (const [name, queue] of this.#queues) {
+      const ok = await channel.declareQueue(queue);
+      if (queue.name === '') this.#renamed.set(name, ok.queue);
+    }
+    for (const [queue, exchange, routingKey, args] of this.#bindings.values()) {
+      await channel.bindQueue(this.#renamed.get(queue) ?? queue, exchange, routingKey, args);
+    }
+    if (this.#qos) await channel.qos(...this.#qos);
+    for (const [tag, consumer] of this.#consumers) {
+      const queue = this.#renamed.get(consumer.queue) ?? consumer.queue;
+      await channel.consume(queue, { ...consumer.options, consumerTag: tag }, this.#wrap(consumer.onMessage));
+    }
+  }
+
+  #onBrokerCancel(channel: TransportChannel, consumerTag: string): void {
+    const consumer = this.#consumers.get(consumerTag);
+    if (!consumer) return;
+    this.emit('consumerCancelled', { consumerTag, queue: consumer.queue });
+    const queue = [...this.#queues.entries()].find(([name]) => name === consumer.queue)?.[1];
+    const resume = async (): Promise<void> => {
+      if (queue) await channel.declareQueue(queue);
+      for (const [q, exchange, routingKey, args] of this.#bindings.values()) {
+        if (q === consumer.queue) await channel.bindQueue(q, exchange, routingKey, args);
+      }
+      if (this.#consumers.has(consumerTag)) {
+        await channel.consume(consumer.queue, { ...consumer.options, consumerTag }, this.#wrap(consumer.onMessage));
+      }
+    };
+    resume().catch((error: unknown) => this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error })));
+  }
+
+  #wrap(onMessage: DeliveryHandler): (message: RawMessage) => void {
+    const epoch = this.#epoch;
+    return (message) => {
+      try {
+        onMessage(message, epoch);
+      } finally {
+        this.#host.notifyDelivery();
+      }
+    };
+  }
+
+  async #live(): Promise<TransportChannel> {
+    return this.#state === 'open' && this.#current?.isOpen ? this.#current : this.whenOpen();
+  }
+
+  async declareExchange(declaration: ExchangeDeclaration): Promise<void> {
+    await (await this.#live()).declareExchange(declaration);
+    if (!declaration.passive) this.#exchanges.set(declaration.name, declaration);
+  }
+
+  async deleteExchange(name: string, options?: { ifUnused?: boolean }): Promise<void> {
+    await (await this.#live()).deleteExchange(name, options);
+    this.#exchanges.delete(name);
+    for (const [k, binding] of this.#bindings) if (binding[1] === name) this.#bindings.delete(k);
+  }
+
+  async declareQueue(declaration: QueueDeclaration): Promise<QueueDeclareOk> {
+    const ok = await (await this.#live()).declareQueue(declaration);
+    if (!declaration.passive) {
+      // A server-named queue is remembered under the name the broker gave it.
+      this.#queues.set(declaration.name === '' ? ok.queue : declaration.name, declaration);
+      if (declaration.name === '') this.#renamed.set(ok.queue, ok.queue);
+    }
+    return ok;
+  }
+
+  async bindQueue(queue: string, exchange: string, routingKey: string, args?: Record<string, unknown>): Promise<void> {
+    await (await this.#live()).bindQueue(this.#renamed.get(queue) ?? queue, exchange, routingKey, args);
+    this.#bindings.set(key(queue, exchange, routingKey, args), [queue, exchange, routingKey, args]);
+  }
+
+  async unbindQueue(queue: string, exchange: string, routingKey: string, args?: Record<string, unknown>): Promise<void> {
+    await (await this.#live()).unbindQueue(this.#renamed.get(queue) ?? queue, exchange, routingKey, args);
+    this.#bindings.delete(key(queue, exchange, routingKey, args));
+  }
+
+  async deleteQueue(name: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number> {
+    const count = await (await this.#live()).deleteQueue(this.#renamed.get(name) ?? name, options);
+    this.#queues.delete(name);
+    for (const [k, binding] of this.#bindings) if (binding[0] === name) this.#bindings.delete(k);
+    for (const [tag, consumer] of this.#consumers) if (consumer.queue === name) this.#consumers.delete(tag);
+    return count;
+  }
+
+  async purgeQueue(name: string): Promise<number> {
+    return (await this.#live()).purgeQueue(this.#renamed.get(name) ?? name);
+  }
+
+  /** Publishes raw bytes; resolves when the transport took (or confirmed) the message. */
+  async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options?: PublishOptions): Promise<void> {
+    const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenOpen();
+    return channel.publish(body, properties, exchange, routingKey, options);
+  }
+
+  async get(queue: string, options: { noAck: boolean }): Promise<{ message: RawMessage; epoch: number } | undefined> {
+    const channel = await this.#live();
+    const epoch = this.#epoch;
+    const message = await channel.get(this.#renamed.get(queue) ?? queue, options);
+    return message ? { message, epoch } : undefined;
+  }
+
+  /** Starts a consumer that survives channel errors and reconnects. Resolves with its tag. */
+  async consume(queue: string, options: ConsumeOptions, onMessage: DeliveryHandler): Promise<string> {
+    const channel = await this.#live();
+    const tag = await channel.consume(this.#renamed.get(queue) ?? queue, options, this.#wrap(onMessage));
+    this.#consumers.set(tag, { queue, options: { ...options, consumerTag: tag }, onMessage });
+    return tag;
+  }
+
+  async cancel(consumerTag: string): Promise<void> {
+    this.#consumers.delete(consumerTag);
+    if (this.#state === 'open' && this.#current?.isOpen) await this.#current.cancel(consumerTag);
+  }
+
+  /** Acks `deliveryTag` of `epoch`; a tag of an earlier epoch is dropped (already requeued). Returns whether it was sent. */
+  ack(deliveryTag: number | string, multiple = false, epoch = this.#epoch): boolean {
+    if (epoch !== this.#epoch || !this.#current?.isOpen) return false;
+    this.#current.ack(deliveryTag, multiple);
+    return true;
+  }
+
+  /** Rejects `deliveryTag` of `epoch` (see {@link ack}). */
+  reject(deliveryTag: number | string, requeue: boolean, epoch = this.#epoch): boolean {
+    if (epoch !== this.#epoch || !this.#current?.isOpen) return false;
+    this.#current.reject(deliveryTag, requeue);
+    return true;
+  }
+
+  async qos(prefetchCount: number, prefetchSize?: number, global?: boolean): Promise<void> {
+    await (await this.#live()).qos(prefetchCount, prefetchSize, global);
+    this.#qos = [prefetchCount, prefetchSize, global];
+  }
+
+  async recover(requeue = true): Promise<void> {
+    await (await this.#live()).recover(requeue);
+  }
+
+  /** Closes the channel; safe to call twice. */
+  async close(): Promise<void> {
+    const actor = this.#actor;
+    if (!actor || this.#state === 'closed') return;
+    await new Promise<void>((resolve) => {
+      const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
+      if (actor.getSnapshot().status !== 'active') {
+        sub.unsubscribe();
+        resolve();
+        return;
+      }
+      actor.send({ type: 'close' });
+    });
+  }
+
+  /** @internal The connection is closed: fail whatever waits. */
+  connectionClosed(): void {
+    this.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Turns `new Connection(urlOrHostname, options)` into the ordered list of brokers to try.
+ *
+ * kombu's rules: a URL's own parts win, the keyword options fill what the URL leaves out (for
+ * every alternate broker too), `h1;h2` and `alternates` add brokers, and the transport's
+ * defaults fill the rest (for AMQP the RabbitMQ URI spec's guest/guest@localhost:5672, vhost `/`).
+ */
+import type { ActorOptions, AnyActorLogic } from 'xstate';
+import { ConfigurationError } from './errors.js';
+import type { FailoverStrategy, RetryPolicy } from './retry.js';
+import { canonicalName, checkScheme, defaultPortFor } from './transports/registry.js';
+import type { TlsOptions, Transport } from './transports/transport.js';
+import { formatUrl, parseUrl, splitHosts, type UrlParts } from './url.js';
+
+/** Options of `new Connection()`: kombu's keyword arguments, camelCased. Durations in seconds. */
+export interface ConnectionOptions {
+  hostname?: string;
+  userid?: string;
+  password?: string;
+  virtualHost?: string;
+  port?: number;
+  /** TLS: `true`, or options for Node's `tls.connect`. */
+  ssl?: boolean | TlsOptions;
+  /** Transport name (`amqp`, `redis`, `memory`...) or a Transport object. Default `amqp`. */
+  transport?: string | Transport;
+  /** Seconds to wait for one connection attempt (default 4, as kombu). */
+  connectTimeout?: number;
+  transportOptions?: Record<string, unknown>;
+  /** SASL mechanism (AMQP): PLAIN, AMQPLAIN, EXTERNAL. */
+  loginMethod?: string;
+  /** Heartbeat interval in seconds; 0 (default) disables heartbeats. */
+  heartbeat?: number;
+  /** Order of the brokers: 'round-robin' (default), 'shuffle', or a function. */
+  failoverStrategy?: FailoverStrategy;
+  /** More broker URLs to fail over to. */
+  alternates?: string[];
+  // Beyond kombu:
+  /** Reconnect by itself when a live connection is lost (default true). */
+  autoReconnect?: boolean;
+  /** Schedule of automatic reconnects (default kombu's: 2, 4, ... 30 s, forever). */
+  retryPolicy?: Pick<RetryPolicy, 'maxRetries' | 'intervalStart' | 'intervalStep' | 'intervalMax'>;
+  /** Heartbeat checks per heartbeat interval (default 5: a dead peer is seen within 1.2 intervals). */
+  heartbeatRate?: number;
+  /** A name the broker shows for this connection. */
+  connectionName?: string;
+  /** XState inspection observer: sees the connection, heartbeat and channel actors. */
+  inspect?: ActorOptions<AnyActorLogic>['inspect'];
+}
+
+/** One broker to try, with everything needed to connect (password included: never log it). */
+export interface BrokerParams {
+  transport: string;
+  hostname: string;
+  port: number | undefined;
+  userid: string | undefined;
+  password: string | undefined;
+  virtualHost: string | undefined;
+  ssl: boolean | TlsOptions;
+  connectTimeout: number;
+  heartbeat: number;
+  loginMethod: string | undefined;
+  transportOptions: Record<string, unknown>;
+}
+
+/** kombu's `Connection.info()`. */
+export interface ConnectionInfo {
+  transport: string;
+  hostname: string;
+  port: number | undefined;
+  userid: string | undefined;
+  password: string | undefined;
+  virtualHost: string | undefined;
+  insist: false;
+  ssl: boolean | TlsOptions;
+  connectTimeout: number;
+  heartbeat: number;
+  loginMethod: string | undefined;
+  failoverStrategy: string;
+  alternates: string[];
+  transportOptions: Record<string, unknown>;
+  uriPrefix: string | undefined;
+}
+
+const TRANSPORT_DEFAULTS: Record<string, Partial<BrokerParams>> = {
+  amqp: { hostname: 'localhost', userid: 'guest', password: 'guest', virtualHost: '/' },
+  amqps: { hostname: 'localhost', userid: 'guest', password: 'guest', virtualHost: '/' },
+  redis: { hostname: 'localhost', virtualHost: '0' },
+  rediss: { hostname: 'localhost', virtualHost: '0' },
+  memory: { hostname: 'localhost' },
+};
+
+function checkSeconds(value: number | undefined, name: string): void {
+  if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+    throw new ConfigurationError(`${name} must be a number of seconds >= 0, got ${String(value)}.`);
+  }
+}
+
+/** The transport name the options ask for (the name of a Transport object, or the string). */
+export function transportName(options: ConnectionOptions): string | undefined {
+  const t = options.transport;
+  return t === undefined ? undefined : typeof t === 'string' ? t : t.name;
+}
+
+function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
+  const defaults = TRANSPORT_DEFAULTS[canonicalName(parts.transport)] ?? {};
+  return {
+    transport: parts.transport,
+    hostname: parts.hostname ?? options.hostname ?? defaults.hostname ?? 'localhost',
+    port: parts.port ?? options.port ?? defaultPortFor(parts.transport),
+    userid: parts.userid ?? options.userid ?? defaults.userid,
+    password: parts.password ?? options.password ?? defaults.password,
+    virtualHost: parts.virtualHost ?? options.virtualHost ?? defaults.virtualHost,
+    ssl: parts.ssl ?? options.ssl ?? parts.transport.endsWith('s'),
+    connectTimeout: parts.connectTimeout ?? options.connectTimeout ?? 4,
+    heartbeat: parts.heartbeat ?? options.heartbeat ?? 0,
+    loginMethod: parts.loginMethod ?? options.loginMethod,
+    transportOptions: { ...options.transportOptions, ...parts.transportOptions },
+  };
+}
+
+/** Resolves the constructor arguments into the brokers to try, in failover order. */
+export function resolveBrokers(urlOrHostname: string | undefined, options: ConnectionOptions): { brokers: BrokerParams[]; failoverStrategy: FailoverStrategy } {
+  checkSeconds(options.connectTimeout, 'connectTimeout');
+  checkSeconds(options.heartbeat, 'heartbeat');
+  const urls: string[] = [];
+  const hostArg = urlOrHostname ?? options.hostname;
+  const plain: UrlParts[] = [];
+  if (hostArg !== undefined && hostArg.includes('://')) {
+    urls.push(...splitHosts(hostArg));
+  } else {
+    const transport = transportName(options) ?? 'amqp';
+    if (typeof options.transport === 'string' || options.transport === undefined) checkScheme(transport);
+    for (const host of splitHosts(hostArg ?? 'localhost')) {
+      plain.push({ transport, hostname: host, port: undefined, userid: undefined, password: undefined, virtualHost: undefined });
+    }
+  }
+  urls.push(...(options.alternates ?? []));
+  const parsed = [...plain, ...urls.map((url) => parseUrl(url))];
+  let failoverStrategy: FailoverStrategy = options.failoverStrategy ?? 'round-robin';
+  const fromUrl = parsed[0]?.failoverStrategy;
+  if (options.failoverStrategy === undefined && fromUrl !== undefined) failoverStrategy = fromUrl as FailoverStrategy;
+  return { brokers: parsed.map((parts) => fromParts(parts, options)), failoverStrategy };
+}
+
+/** The URL of a broker, password masked unless asked for. */
+export function brokerUri(broker: BrokerParams, includePassword = false): string {
+  return formatUrl(broker, { includePassword });
+}
+
+/** kombu's `info()` for the broker in use. */
+export function brokerInfo(broker: BrokerParams, all: readonly BrokerParams[], failoverStrategy: FailoverStrategy): ConnectionInfo {
+  return {
+    transport: broker.transport,
+    hostname: broker.hostname,
+    port: broker.port,
+    userid: broker.userid,
+    password: broker.password,
+    virtualHost: broker.virtualHost,
+    insist: false,
+    ssl: broker.ssl,
+    connectTimeout: broker.connectTimeout,
+    heartbeat: broker.heartbeat,
+    loginMethod: broker.loginMethod,
+    failoverStrategy: typeof failoverStrategy === 'function' ? 'custom' : failoverStrategy,
+    alternates: all.map((b) => brokerUri(b)),
+    transportOptions: { ...broker.transportOptions },
+    uriPrefix: undefined,
+  };
+}

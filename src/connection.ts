@@ -1,0 +1,618 @@
+/**
+ * Connection: kombu's Connection as a thin promise facade over a connection actor
+ * (machines/connection-machine.ts). The facade supplies the actor's I/O (connect, watch,
+ * heartbeat, close) and turns its snapshots into typed events and a store.
+ *
+ * Secrets stay here: the machine's context (what inspectors and dashboards see) holds only
+ * masked URLs and error summaries; the real errors and passwords never leave this file except
+ * through `info()` and `asUri({ includePassword: true })`, which the caller asks for.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
+import { connectionMachine, heartbeatMachine, channelMachine, summarizeError, type ChannelEvent, type ErrorSummary } from '../machines/index.js';
+import { Channel } from './channel.js';
+import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
+import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, isRecoverable, toKombuError } from './errors.js';
+import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
+import { intervalFor, orderHosts, retriesExhausted, safeCall, scheduleOf, sleep, type FailoverStrategy, type RetryPolicy } from './retry.js';
+import { resolveTransport } from './transports/registry.js';
+import type { ErrorClass, Transport, TransportConnection } from './transports/transport.js';
+import { maskUrl } from './url.js';
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'failover' | 'failed' | 'closing' | 'closed';
+
+/** What `subscribe()` and `getSnapshot()` give: the lifecycle, serialisable, password-free. */
+export interface ConnectionStatus {
+  state: ConnectionState;
+  connected: boolean;
+  /** Masked URL of the broker in use (or being tried). */
+  host: string;
+  attempt: number;
+  retries: number;
+  /** Seconds of the current (or last) backoff. */
+  delay: number;
+  blocked: boolean;
+  lastError: ErrorSummary | undefined;
+  channels: number;
+}
+
+export interface StateChange {
+  from: ConnectionState;
+  to: ConnectionState;
+  host: string;
+  attempt: number;
+  error: ErrorSummary | undefined;
+}
+
+/** Typed events of a Connection. */
+export interface ConnectionEvents {
+  state: (change: StateChange) => void;
+  connected: (event: { host: string; attempt: number }) => void;
+  disconnected: (event: { host: string; error: ErrorSummary | undefined }) => void;
+  backoff: (event: { delay: number; host: string; attempt: number; error: ErrorSummary | undefined }) => void;
+  failover: (event: { from: string; to: string; error: ErrorSummary | undefined }) => void;
+  blocked: (event: { reason: string }) => void;
+  unblocked: () => void;
+  error: (error: KombuError) => void;
+}
+
+const noop = (): void => undefined;
+const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
+
+/**
+ * A connection to a broker (or to the first reachable of several), healing itself.
+ *
+ * @example
+ * ```ts
+ * const conn = new Connection('amqp://guest:guest@localhost//;amqp://guest:guest@backup//', { heartbeat: 10 });
+ * conn.on('failover', ({ from, to }) => console.log(`failover ${from} -> ${to}`));
+ * await conn.ensureConnection({ maxRetries: 5, intervalStart: 1 });
+ * const channel = await conn.channel();
+ * await conn.close();
+ * ```
+ */
+export class Connection extends EventEmitter<ConnectionEvents> {
+  readonly #options: ConnectionOptions;
+  readonly #brokers: BrokerParams[];
+  readonly #failoverStrategy: FailoverStrategy;
+  readonly #hosts: string[];
+  readonly #actor: Actor<typeof connectionMachine>;
+  readonly #store: Store<ConnectionStatus>;
+  #transport: Transport | undefined;
+  #current: TransportConnection | undefined;
+  #lastError: KombuError | undefined;
+  #channels = new Map<number, Channel>();
+  #nextChannelId = 1;
+  #defaultChannel: Channel | undefined;
+  #deliveryWaiters = new Set<() => void>();
+  #state: ConnectionState = 'idle';
+  #closed = false;
+  /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
+  releaseHook: ((connection: Connection) => Promise<void>) | undefined;
+
+  constructor(urlOrHostname?: string, options: ConnectionOptions = {}) {
+    super();
+    this.#options = options;
+    const { brokers, failoverStrategy } = resolveBrokers(urlOrHostname, options);
+    this.#failoverStrategy = failoverStrategy;
+    const masked = brokers.map((b) => brokerUri(b));
+    const order = orderHosts(masked, failoverStrategy);
+    this.#brokers = order.map((url) => brokers[masked.indexOf(url)]).filter((b): b is BrokerParams => b !== undefined);
+    if (this.#brokers.length === 0) throw new IllegalStateError('failoverStrategy returned no known broker.', 'idle');
+    this.#hosts = this.#brokers.map((b) => brokerUri(b));
+    const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
+    const schedule = scheduleOf(options.retryPolicy ?? {});
+    this.#store = new Store(this.#status('idle', undefined));
+    this.#actor = createActor(this.#provideMachine(), {
+      input: {
+        hosts: this.#hosts,
+        heartbeat,
+        heartbeatRate: options.heartbeatRate ?? 5,
+        autoReconnect: options.autoReconnect ?? true,
+        schedule,
+      },
+      ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
+    this.#actor.subscribe({ next: (snapshot) => this.#onSnapshot(snapshot.value as ConnectionState) });
+    this.#actor.start();
+  }
+
+  #provideMachine() {
+    return connectionMachine.provide({
+      actors: {
+        connectTransport: fromPromise<void, { hostIndex: number; attempt: number }>(({ input, signal }) => this.#connectTransport(input.hostIndex, signal)),
+        watchConnection: fromCallback(({ sendBack }) => this.#watch(sendBack)),
+        closeTransport: fromPromise<void>(() => this.#closeTransport()),
+        heartbeat: heartbeatMachine.provide({
+          actors: {
+            checkHeartbeat: fromPromise<void>(async () => {
+              this.#current?.heartbeatCheck(this.#options.heartbeatRate ?? 5);
+            }),
+          },
+        }),
+        channel: channelMachine.provide({
+          actors: {
+            openChannel: fromPromise<void, { channelId: number; recover: boolean }>(({ input, signal }) => this.#channelOf(input.channelId).open(input.recover, signal)),
+            watchChannel: fromCallback<ChannelEvent, { channelId: number }>(({ input, sendBack }) =>
+              this.#channelOf(input.channelId).watch((error) => sendBack({ type: 'channel.lost', error: summarizeError(error) })),
+            ),
+            closeChannel: fromPromise<void, { channelId: number }>(({ input }) => this.#channels.get(input.channelId)?.closeTransport() ?? Promise.resolve()),
+          },
+          actions: {
+            abandonChannel: ({ context }) => this.#channels.get(context.channelId)?.abandon(),
+          },
+        }),
+      },
+      actions: {
+        abandonTransport: () => {
+          const dead = this.#current;
+          this.#current = undefined;
+          dead?.removeAllListeners();
+          dead?.close().catch(noop);
+        },
+      },
+    });
+  }
+
+  #channelOf(channelId: number): Channel {
+    const channel = this.#channels.get(channelId);
+    if (!channel) throw new IllegalStateError(`Channel ${channelId} is not known to this connection.`, this.#state);
+    return channel;
+  }
+
+  /** Masks any password of ours out of an error before it reaches a machine, an event or a log. */
+  #scrub(error: unknown): KombuError {
+    const e = toKombuError(error, ConnectionError);
+    let message = maskUrl(e.message);
+    for (const broker of this.#brokers) {
+      if (broker.password && broker.password.length >= 3) message = message.split(broker.password).join('**');
+    }
+    if (message !== e.message) Object.defineProperty(e, 'message', { value: message });
+    return e;
+  }
+
+  async #connectTransport(hostIndex: number, signal: AbortSignal): Promise<void> {
+    const broker = this.#brokers[hostIndex];
+    if (!broker) throw new IllegalStateError(`No broker at index ${hostIndex}.`, this.#state);
+    try {
+      const transport = await this.#loadTransport(broker);
+      const connection = await transport.connect(
+        {
+          hostname: broker.hostname,
+          port: broker.port,
+          userid: broker.userid,
+          password: broker.password,
+          virtualHost: broker.virtualHost,
+          ssl: broker.ssl,
+          connectTimeout: broker.connectTimeout,
+          heartbeat: broker.heartbeat,
+          loginMethod: broker.loginMethod,
+          transportOptions: broker.transportOptions,
+          connectionName: this.#options.connectionName ?? `kombu-ts pid ${process.pid}`,
+        },
+        signal,
+      );
+      if (signal.aborted) {
+        await connection.close().catch(noop);
+        throw new ConnectionClosed('Connection attempt cancelled.');
+      }
+      this.#current = connection;
+    } catch (error) {
+      this.#lastError = this.#scrub(error);
+      throw this.#lastError;
+    }
+  }
+
+  async #loadTransport(broker: BrokerParams): Promise<Transport> {
+    const own = this.#options.transport;
+    this.#transport ??= await resolveTransport(typeof own === 'object' ? own : broker.transport);
+    return this.#transport;
+  }
+
+  #watch(sendBack: (event: { type: 'transport.lost'; error: ErrorSummary } | { type: 'transport.blocked'; reason: string } | { type: 'transport.unblocked' }) => void): () => void {
+    const connection = this.#current;
+    if (!connection) {
+      const error = new ConnectionError('Connection vanished before it was watched.');
+      queueMicrotask(() => sendBack({ type: 'transport.lost', error: summarizeError(error) }));
+      return noop;
+    }
+    const onClose = (error?: KombuError): void => {
+      this.#lastError = this.#scrub(error ?? new ConnectionError('The broker closed the connection.'));
+      sendBack({ type: 'transport.lost', error: summarizeError(this.#lastError) });
+    };
+    const onBlocked = (reason: string): void => sendBack({ type: 'transport.blocked', reason });
+    const onUnblocked = (): void => sendBack({ type: 'transport.unblocked' });
+    connection.on('close', onClose);
+    connection.on('blocked', onBlocked);
+    connection.on('unblocked', onUnblocked);
+    return () => {
+      connection.off('close', onClose);
+      connection.off('blocked', onBlocked);
+      connection.off('unblocked', onUnblocked);
+    };
+  }
+
+  async #closeTransport(): Promise<void> {
+    const connection = this.#current;
+    this.#current = undefined;
+    if (connection) {
+      connection.removeAllListeners();
+      await connection.close();
+    }
+  }
+
+  #status(state: ConnectionState, previous: ConnectionStatus | undefined): ConnectionStatus {
+    const context = this.#actor?.getSnapshot().context;
+    const status: ConnectionStatus = {
+      state,
+      connected: state === 'connected',
+      host: this.#hosts[context?.hostIndex ?? 0] ?? '',
+      attempt: context?.attempt ?? 0,
+      retries: context?.retries ?? 0,
+      delay: context?.delay ?? 0,
+      blocked: context?.blocked ?? false,
+      lastError: context?.lastError,
+      channels: context?.channelIds.length ?? 0,
+    };
+    if (previous && (Object.keys(status) as (keyof ConnectionStatus)[]).every((k) => status[k] === previous[k])) return previous;
+    return status;
+  }
+
+  #onSnapshot(to: ConnectionState): void {
+    const context = this.#actor.getSnapshot().context;
+    const from = this.#state;
+    const previous = this.#store.get();
+    this.#state = to;
+    this.#store.set(this.#status(to, previous));
+    if (previous.blocked !== context.blocked) {
+      if (context.blocked) this.emit('blocked', { reason: 'broker flow control' });
+      else this.emit('unblocked');
+    }
+    if (from === to) return;
+    const host = this.#hosts[context.hostIndex] ?? '';
+    const error = context.lastError;
+    this.emit('state', { from, to, host, attempt: context.attempt, error });
+    if (to === 'connected') this.emit('connected', { host, attempt: context.attempt });
+    if (from === 'connected') this.emit('disconnected', { host: this.#hosts[context.hostIndex] ?? '', error });
+    if (to === 'backoff') this.emit('backoff', { delay: context.delay, host, attempt: context.attempt, error });
+    if (to === 'failover') this.emit('failover', { from: this.#hosts[context.previousHostIndex ?? 0] ?? '', to: host, error });
+    if (to === 'failed' && this.#lastError) {
+      this.emit('error', this.#lastError);
+      for (const channel of this.#channels.values()) channel.failWaiters(this.#lastError);
+    }
+    if (to === 'closed') this.#onClosed();
+  }
+
+  #onClosed(): void {
+    const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
+    for (const channel of this.#channels.values()) channel.connectionClosed();
+    for (const wake of this.#deliveryWaiters) wake();
+    this.#deliveryWaiters.clear();
+    this.#lastError ??= closed;
+    this.#store.complete();
+  }
+
+  /** Waits until the actor settles after a `connect`; resolves when connected. */
+  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => void): Promise<this> {
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (state: ConnectionState): boolean => {
+        if (!settled(state) && !(state === 'backoff' || state === 'failover')) return false;
+        if (state === 'backoff' || state === 'failover') {
+          onFailure?.(state);
+          return false;
+        }
+        sub.unsubscribe();
+        if (timer) clearTimeout(timer);
+        if (state === 'connected') resolve(this);
+        else if (state === 'failed') reject(this.#lastError ?? new ConnectionError('Connection failed.'));
+        else reject(new ConnectionClosed('Connection was closed.'));
+        return true;
+      };
+      const sub = this.#actor.subscribe({
+        next: (snapshot) => finish(snapshot.value as ConnectionState),
+        complete: () => finish('closed'),
+      });
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          sub.unsubscribe();
+          const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
+          this.#lastError = error;
+          this.#actor.send({ type: 'cancel', error: summarizeError(error) });
+          reject(error);
+        }, timeout * 1000);
+      }
+    });
+  }
+
+  #assertOpen(what: string): void {
+    if (this.#closed) throw new ConnectionClosed(`Cannot ${what}: the connection is closed.`);
+  }
+
+  /**
+   * Connects now, trying each broker once (failing over between them). Resolves with the
+   * connection; rejects with the last broker's error. Use {@link ensureConnection} to retry.
+   */
+  async connect(): Promise<this> {
+    this.#assertOpen('connect');
+    return this.ensureConnection({ maxRetries: this.#brokers.length - 1 });
+  }
+
+  /**
+   * Connects, retrying per `policy` (kombu's `ensure_connection`): each failure fails over to
+   * the next broker at once, and a full round failed sleeps `intervalStart`, then
+   * `+ intervalStep`, ... up to `intervalMax` seconds. `maxRetries` undefined retries forever,
+   * 0 never retries. Irrecoverable errors (refused credentials) reject at once.
+   *
+   * @example
+   * ```ts
+   * await conn.ensureConnection({ maxRetries: 3, intervalStart: 0.5, errback: (e, s) => console.warn(e.message, s) });
+   * ```
+   */
+  async ensureConnection(policy: RetryPolicy = {}): Promise<this> {
+    this.#assertOpen('connect');
+    const schedule = scheduleOf(policy);
+    if (this.#state === 'connected') return this;
+    const onFailure = (): void => {
+      const context = this.#actor.getSnapshot().context;
+      const error = this.#lastError ?? new ConnectionError(context.lastError?.message ?? 'connection failed');
+      const interval = this.#state === 'backoff' ? context.delay : 0;
+      if (policy.errback) {
+        const thrown = safeCall(() => policy.errback?.(error, interval));
+        if (thrown) this.emit('error', toKombuError(thrown));
+      }
+      safeCall(policy.callback);
+    };
+    const wait = this.#settle(policy.timeout, onFailure);
+    if (this.#state === 'idle' || this.#state === 'failed') this.#actor.send({ type: 'connect', schedule });
+    return wait;
+  }
+
+  /**
+   * Wraps `fn` so that a recoverable error (connection or channel) waits for the connection to
+   * heal and calls it again, per `policy` (kombu's `ensure`).
+   *
+   * @example
+   * ```ts
+   * const publish = conn.ensure(producer, producer.publish, { maxRetries: 3 });
+   * await publish({ hello: 'world' }, { routingKey: 'tasks' });
+   * ```
+   */
+  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
+    const schedule = scheduleOf(policy);
+    return async (...args: A): Promise<Awaited<R>> => {
+      const started = Date.now();
+      for (let retries = 0; ; retries++) {
+        try {
+          return await fn.apply(obj, args);
+        } catch (error) {
+          if (!isRecoverable(error) || this.#closed) throw error;
+          if (retriesExhausted(schedule, retries + 1)) throw error;
+          const interval = retries === 0 ? 0 : intervalFor(schedule, retries - 1);
+          if (policy.timeout !== undefined && Date.now() - started + interval * 1000 > policy.timeout * 1000) throw error;
+          const thrown = safeCall(() => policy.errback?.(error as Error, interval));
+          if (thrown) throw thrown;
+          if (interval > 0) await sleep(interval);
+          await this.ensureConnection({ ...policy, errback: noop, callback: noop });
+          safeCall(policy.callback);
+        }
+      }
+    };
+  }
+
+  /**
+   * kombu's `autoretry`: `fn` gets a channel as first argument and is retried (on a healed
+   * channel) when it fails with a recoverable error.
+   *
+   * @example
+   * ```ts
+   * const purge = conn.autoretry((channel, queue: string) => channel.purgeQueue(queue));
+   * await purge('tasks');
+   * ```
+   */
+  autoretry<A extends unknown[], R>(fn: (channel: Channel, ...args: A) => R | Promise<R>, channel?: Channel, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
+    return this.ensure(undefined, (...args: A) => fn(channel ?? this.defaultChannel, ...args), policy);
+  }
+
+  /** Opens a new channel (connecting first if needed). */
+  async channel(): Promise<Channel> {
+    this.#assertOpen('open a channel');
+    if (this.#state !== 'connected') await this.connect();
+    const channel = this.#createChannel();
+    await channel.whenOpen();
+    return channel;
+  }
+
+  /** The default channel, created (and the connection started) on first use, as kombu's. */
+  get defaultChannel(): Channel {
+    this.#assertOpen('use the default channel');
+    if (!this.#defaultChannel || this.#defaultChannel.state === 'closed') {
+      if (this.#state === 'idle' || this.#state === 'failed') this.connect().catch((error: unknown) => this.emit('error', toKombuError(error)));
+      this.#defaultChannel = this.#createChannel();
+    }
+    return this.#defaultChannel;
+  }
+
+  #createChannel(): Channel {
+    const channelId = this.#nextChannelId++;
+    const channel = new Channel(channelId, {
+      whenConnected: (signal) => this.#whenConnected(signal),
+      notifyDelivery: () => this.#notifyDelivery(),
+      forgetChannel: (id) => this.#channels.delete(id),
+    });
+    this.#channels.set(channelId, channel);
+    this.#actor.send({ type: 'channel.open', channelId });
+    const actor = this.#actor.getSnapshot().children[`channel-${channelId}`];
+    if (!actor) {
+      this.#channels.delete(channelId);
+      throw new IllegalStateError(`Cannot open a channel while the connection is ${this.#state}.`, this.#state);
+    }
+    channel.attach(actor as Parameters<Channel['attach']>[0]);
+    return channel;
+  }
+
+  #whenConnected(signal?: AbortSignal): Promise<TransportConnection> {
+    if (this.#state === 'connected' && this.#current) return Promise.resolve(this.#current);
+    return new Promise((resolve, reject) => {
+      const sub = this.#actor.subscribe({
+        next: (snapshot) => {
+          if (snapshot.value === 'connected' && this.#current) done(() => resolve(this.#current as TransportConnection));
+          else if (snapshot.value === 'closing' || snapshot.value === 'closed') done(() => reject(new ConnectionClosed('The connection is closed.')));
+        },
+        complete: () => done(() => reject(new ConnectionClosed('The connection is closed.'))),
+      });
+      const onAbort = (): void => done(() => reject(new ConnectionClosed('Wait for the connection was cancelled.')));
+      const done = (then: () => void): void => {
+        sub.unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        then();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #notifyDelivery(): void {
+    for (const wake of this.#deliveryWaiters) wake();
+    this.#deliveryWaiters.clear();
+  }
+
+  /**
+   * Waits for the next message delivered to any consumer of this connection (deliveries run
+   * their callbacks as they arrive, Node-style). Rejects with `TimeoutError` after `timeout` s.
+   */
+  drainEvents(options: { timeout?: number } = {}): Promise<void> {
+    this.#assertOpen('drain events');
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = (): void => {
+        if (timer) clearTimeout(timer);
+        if (this.#closed) reject(new ConnectionClosed('The connection was closed while draining events.'));
+        else resolve();
+      };
+      this.#deliveryWaiters.add(wake);
+      if (options.timeout !== undefined) {
+        timer = setTimeout(() => {
+          this.#deliveryWaiters.delete(wake);
+          reject(new TimeoutError(`No event within ${options.timeout} s.`));
+        }, options.timeout * 1000);
+      }
+    });
+  }
+
+  /**
+   * Runs one heartbeat check now (kombu's `heartbeat_check`); the connection also runs them by
+   * itself while connected. A missed heartbeat starts a reconnect and rethrows.
+   */
+  heartbeatCheck(rate = 2): void {
+    try {
+      this.#current?.heartbeatCheck(rate);
+    } catch (error) {
+      const e = this.#scrub(error);
+      this.#lastError = e;
+      this.#actor.send({ type: 'heartbeat.missed', error: summarizeError(e) });
+      throw e;
+    }
+  }
+
+  /** Closes every channel and the connection; cancels any backoff. Safe to call twice. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#actor.getSnapshot().status !== 'active') return;
+    await new Promise<void>((resolve) => {
+      this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
+      this.#actor.send({ type: 'close' });
+    });
+  }
+
+  /** Gives the connection back to its pool, or closes it (kombu's `release`). */
+  async release(): Promise<void> {
+    if (this.releaseHook) return this.releaseHook(this);
+    return this.close();
+  }
+
+  /** A new, unconnected Connection with the same settings (and `overrides`). */
+  clone(overrides: ConnectionOptions = {}): Connection {
+    const urls = this.#brokers.map((b) => brokerUri(b, true)).join(';');
+    const { alternates: _ignored, ...rest } = this.#options;
+    return new Connection(urls, { ...rest, failoverStrategy: 'round-robin', ...overrides });
+  }
+
+  /** The URL of the broker in use; the password is `**` unless `includePassword`. */
+  asUri(options: { includePassword?: boolean } = {}): string {
+    return brokerUri(this.#broker, options.includePassword ?? false);
+  }
+
+  /** kombu's `info()`: the settings of the broker in use (password included, as kombu). */
+  info(): ConnectionInfo {
+    return brokerInfo(this.#broker, this.#brokers, this.#failoverStrategy);
+  }
+
+  get #broker(): BrokerParams {
+    return this.#brokers[this.#actor.getSnapshot().context.hostIndex] ?? (this.#brokers[0] as BrokerParams);
+  }
+
+  get hostname(): string {
+    return this.#broker.hostname;
+  }
+  get port(): number | undefined {
+    return this.#broker.port;
+  }
+  get userid(): string | undefined {
+    return this.#broker.userid;
+  }
+  get virtualHost(): string | undefined {
+    return this.#broker.virtualHost;
+  }
+  /** `hostname:port`. */
+  get host(): string {
+    return this.#broker.port === undefined ? this.#broker.hostname : `${this.#broker.hostname}:${this.#broker.port}`;
+  }
+  /** Every broker's URL (masked), in failover order. */
+  get alt(): string[] {
+    return [...this.#hosts];
+  }
+  get connected(): boolean {
+    return this.#state === 'connected';
+  }
+  /** The driver's connection object while connected (kombu's `connection`). */
+  get connection(): unknown {
+    return this.#current?.raw;
+  }
+  /** The transport, once loaded (on the first connect). */
+  get transport(): Transport | undefined {
+    return this.#transport ?? (typeof this.#options.transport === 'object' ? this.#options.transport : undefined);
+  }
+  get connectionErrors(): readonly ErrorClass[] {
+    return this.transport?.connectionErrors ?? [ConnectionError];
+  }
+  get recoverableConnectionErrors(): readonly ErrorClass[] {
+    return this.transport?.recoverableConnectionErrors ?? [ConnectionError];
+  }
+  get supportsHeartbeats(): boolean {
+    return this.transport?.capabilities.heartbeats ?? false;
+  }
+  /** The connection machine's state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+  /** The connection actor (XState), for inspection. */
+  get actor(): Actor<typeof connectionMachine> {
+    return this.#actor;
+  }
+  /** The last error met, masked. */
+  get lastError(): KombuError | undefined {
+    return this.#lastError;
+  }
+
+  /** The current status (stable reference between changes: fit for `useSyncExternalStore`). */
+  getSnapshot = (): ConnectionStatus => this.#store.get();
+
+  /** Subscribes to status changes; calls `listener` at once with the current status. */
+  subscribe = (listener: ((status: ConnectionStatus) => void) | Observer<ConnectionStatus>): Unsubscribe => this.#store.subscribe(listener);
+}
+
+installObservable(Connection.prototype);
+
+/** kombu's legacy name. */
+export const BrokerConnection = Connection;
+export type BrokerConnection = Connection;

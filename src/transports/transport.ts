@@ -1,0 +1,218 @@
+/**
+ * The transport contract: what a broker driver must offer kombu-ts.
+ *
+ * Modelled on kombu's `base.Transport`: a transport connects, opens channels, and on a
+ * channel declares, binds, publishes, gets, consumes, acks, rejects and purges. It declares
+ * what it is (default port, capabilities) and which of its errors heal by reconnecting.
+ *
+ * Rules every transport keeps:
+ * - Driver errors are converted into kombu-ts errors (src/errors.ts) at this edge:
+ *   `AccessRefused` (never retried), `ConnectionError` (reconnect), `ChannelError` (reopen the
+ *   channel), `OperationalError` (this request was refused). Nothing upstream reads messages.
+ * - No reconnection of its own: the connection machine owns every reconnect. A lost
+ *   connection is reported once, through the `close` event, with the error.
+ * - No password in any error message: use `maskUrl()` when naming the broker.
+ * - Durations are seconds at this interface, as everywhere in kombu-ts.
+ */
+import type { EventEmitter } from 'eventemitter3';
+import type { KombuError } from '../errors.js';
+
+export type ExchangeType = 'direct' | 'topic' | 'fanout' | 'headers';
+
+/** TLS options, passed to Node's `tls.connect` (ca, cert, key, servername, rejectUnauthorized...). */
+export type TlsOptions = Record<string, unknown>;
+
+/** Everything a transport needs to open one connection to one broker. Secrets live here only. */
+export interface ConnectParams {
+  hostname: string;
+  /** Undefined means the transport's default port. */
+  port: number | undefined;
+  userid: string | undefined;
+  password: string | undefined;
+  /** AMQP virtual host (`/` by default); the database number for Redis; the broker name for memory. */
+  virtualHost: string | undefined;
+  ssl: boolean | TlsOptions;
+  /** Seconds to wait for the connection to open before failing with `ConnectTimeout`. */
+  connectTimeout: number;
+  /** Heartbeat interval requested, seconds (0 = off). */
+  heartbeat: number;
+  /** SASL mechanism: PLAIN (default), AMQPLAIN, EXTERNAL. */
+  loginMethod: string | undefined;
+  transportOptions: Readonly<Record<string, unknown>>;
+  /** A human name for this connection, shown by the broker (RabbitMQ's connection_name). */
+  connectionName: string;
+}
+
+/** Message properties, camelCased AMQP basic properties. */
+export interface MessageProperties {
+  contentType?: string;
+  contentEncoding?: string;
+  headers?: Record<string, unknown>;
+  /** 1 = transient, 2 = persistent. */
+  deliveryMode?: number;
+  priority?: number;
+  correlationId?: string;
+  replyTo?: string;
+  /** Per-message TTL in milliseconds, as a string (AMQP's format). */
+  expiration?: string;
+  messageId?: string;
+  /** Seconds since the epoch. */
+  timestamp?: number;
+  type?: string;
+  userId?: string;
+  appId?: string;
+}
+
+/** Where a delivered message came from. */
+export interface DeliveryInfo {
+  exchange: string;
+  routingKey: string;
+  consumerTag?: string;
+  /** Channel-scoped tag to ack/reject with (a uuid string on Redis). */
+  deliveryTag: number | string;
+  redelivered: boolean;
+  /** For `get()`: messages left in the queue after this one, when the broker says. */
+  messageCount?: number;
+}
+
+/** A message as the transport hands it over: raw bytes, not yet decoded. */
+export interface RawMessage {
+  body: Buffer;
+  properties: MessageProperties;
+  deliveryInfo: DeliveryInfo;
+}
+
+/** A message the broker returned (mandatory publish with no route). */
+export interface ReturnedMessage extends RawMessage {
+  replyCode: number;
+  replyText: string;
+}
+
+export interface ExchangeDeclaration {
+  name: string;
+  type: ExchangeType;
+  durable: boolean;
+  autoDelete: boolean;
+  internal?: boolean;
+  arguments: Record<string, unknown>;
+  /** Only check that it exists (fails with OperationalError 404 otherwise). */
+  passive: boolean;
+}
+
+export interface QueueDeclaration {
+  /** Empty string asks the broker to name the queue. */
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  arguments: Record<string, unknown>;
+  passive: boolean;
+}
+
+export interface QueueDeclareOk {
+  queue: string;
+  messageCount: number;
+  consumerCount: number;
+}
+
+export interface PublishOptions {
+  /** Return the message (channel `return` event) if no queue takes it. */
+  mandatory?: boolean;
+  /** Resolve only when the broker confirms; reject with `MessageNacked` on a nack. */
+  confirm?: boolean;
+}
+
+export interface ConsumeOptions {
+  consumerTag: string;
+  noAck: boolean;
+  exclusive?: boolean;
+  arguments?: Record<string, unknown>;
+}
+
+/** Events of a transport channel. */
+export interface TransportChannelEvents {
+  /** The channel is gone; `error` is set when the broker or the connection closed it. */
+  close: (error?: KombuError) => void;
+  /** A mandatory message found no queue. */
+  return: (message: ReturnedMessage) => void;
+  /** The broker cancelled a consumer (its queue was deleted, say). */
+  cancel: (consumerTag: string) => void;
+}
+
+/** One channel on a transport connection. */
+export interface TransportChannel extends EventEmitter<TransportChannelEvents> {
+  readonly id: number;
+  declareExchange(declaration: ExchangeDeclaration): Promise<void>;
+  deleteExchange(name: string, options?: { ifUnused?: boolean }): Promise<void>;
+  declareQueue(declaration: QueueDeclaration): Promise<QueueDeclareOk>;
+  bindQueue(queue: string, exchange: string, routingKey: string, args?: Record<string, unknown>): Promise<void>;
+  unbindQueue(queue: string, exchange: string, routingKey: string, args?: Record<string, unknown>): Promise<void>;
+  /** Resolves with the number of messages deleted with the queue. */
+  deleteQueue(name: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number>;
+  /** Resolves with the number of messages purged. */
+  purgeQueue(name: string): Promise<number>;
+  /** Resolves when the transport has taken the message (confirmed, with `confirm`). */
+  publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options?: PublishOptions): Promise<void>;
+  /** One message, or undefined when the queue is empty. */
+  get(queue: string, options: { noAck: boolean }): Promise<RawMessage | undefined>;
+  /** Starts delivering to `onMessage`; resolves with the consumer tag. */
+  consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string>;
+  cancel(consumerTag: string): Promise<void>;
+  ack(deliveryTag: number | string, multiple?: boolean): void;
+  /** Reject; `requeue: false` dead-letters (or drops) the message. */
+  reject(deliveryTag: number | string, requeue: boolean): void;
+  qos(prefetchCount: number, prefetchSize?: number, global?: boolean): Promise<void>;
+  /** Redeliver the unacknowledged messages of this channel. */
+  recover(requeue: boolean): Promise<void>;
+  close(): Promise<void>;
+  /** True until the channel closes. */
+  readonly isOpen: boolean;
+}
+
+/** Events of a transport connection. */
+export interface TransportConnectionEvents {
+  /** The connection is gone; `error` is set unless it was closed by `close()`. Emitted once. */
+  close: (error?: KombuError) => void;
+  /** The broker applies flow control (RabbitMQ connection.blocked). */
+  blocked: (reason: string) => void;
+  unblocked: () => void;
+}
+
+/** One open connection to one broker. */
+export interface TransportConnection extends EventEmitter<TransportConnectionEvents> {
+  /** The driver's own connection object (kombu's `conn.connection`). */
+  readonly raw: unknown;
+  createChannel(): Promise<TransportChannel>;
+  /**
+   * Called `rate` times per heartbeat interval: sends a heartbeat if one is due and checks the
+   * peer is alive. Throws `HeartbeatTimeout` when the peer missed its heartbeats.
+   */
+  heartbeatCheck(rate: number): void;
+  /** Closes the connection; no `close` event error follows. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface TransportCapabilities {
+  exchangeTypes: readonly ExchangeType[];
+  priorities: boolean;
+  heartbeats: boolean;
+  confirms: boolean;
+}
+
+export type ErrorClass = abstract new (...args: never[]) => Error;
+
+/** A transport: the factory of connections to one kind of broker. */
+export interface Transport {
+  /** The transport's name (`amqp`, `redis`, `memory`). */
+  readonly name: string;
+  readonly defaultPort: number | undefined;
+  readonly capabilities: TransportCapabilities;
+  /** Error classes that mean "the connection failed" (kombu's `connection_errors`). */
+  readonly connectionErrors: readonly ErrorClass[];
+  /** Error classes that mean "the channel failed" (kombu's `channel_errors`). */
+  readonly channelErrors: readonly ErrorClass[];
+  /** Error classes that reconnecting heals (kombu's `recoverable_connection_errors`). */
+  readonly recoverableConnectionErrors: readonly ErrorClass[];
+  /** Opens a connection; `signal` aborts the attempt (close() during connecting). */
+  connect(params: ConnectParams, signal: AbortSignal): Promise<TransportConnection>;
+}

@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyStateNode } from 'xstate';
+import { TestModel } from 'xstate/graph';
+import { connectionMachine, type ConnectionEvent, type ErrorSummary } from '../../../machines/index.js';
+
+const recoverable: ErrorSummary = { name: 'ConnectionError', message: 'refused', code: 'ECONNREFUSED', recoverable: true };
+const fatal: ErrorSummary = { name: 'AccessRefused', message: 'bad credentials', code: 403, recoverable: false };
+const input = {
+  hosts: ['memory://a/', 'memory://b/'],
+  heartbeat: 0,
+  heartbeatRate: 4,
+  autoReconnect: true,
+  schedule: { maxRetries: 3, intervalStart: 1, intervalStep: 1, intervalMax: 2 },
+};
+
+type Ev = { type: string; [key: string]: unknown };
+type Edge = { event: Ev; state: { value: unknown; context: unknown } };
+
+/** The events the model may take; actor-completion events stand in for the invoked actors. */
+const events = (allowFatal: boolean): Ev[] => [
+  { type: 'connect' },
+  { type: 'close' },
+  { type: 'cancel', error: recoverable },
+  { type: 'xstate.done.actor.connect' },
+  { type: 'xstate.error.actor.connect', error: recoverable },
+  ...(allowFatal ? [{ type: 'xstate.error.actor.connect', error: fatal }] : []),
+  { type: 'xstate.done.actor.close' },
+  { type: 'xstate.error.actor.close', error: recoverable },
+  { type: 'xstate.after.0.connection.failover' },
+  { type: 'xstate.after.backoffDelay.connection.backoff' },
+  { type: 'transport.lost', error: recoverable },
+  { type: 'heartbeat.missed', error: recoverable },
+  { type: 'transport.blocked', reason: 'low memory' },
+  { type: 'transport.unblocked' },
+  { type: 'channel.open', channelId: 1 },
+  { type: 'channel.closed', channelId: 1 },
+];
+
+/** Every transition the machine defines, keyed by "state path / event / candidate index". */
+function definedTransitions(): Map<unknown, string> {
+  const all = new Map<unknown, string>();
+  const visit = (node: AnyStateNode): void => {
+    for (const [eventType, candidates] of node.transitions) {
+      candidates.forEach((t, i) => all.set(t, `${node.id} / ${eventType} / #${i}`));
+    }
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  visit(connectionMachine.root);
+  return all;
+}
+
+// The state key leaves out what only self-loops change (channels, blocked): those edges are
+// covered by the adjacency pass below, and keeping them in the key multiplies simple paths.
+const serializeState = (s: { value: unknown; context: { retries: number; autoReconnect: boolean } }): string =>
+  JSON.stringify([s.value, s.context.retries, s.context.autoReconnect]);
+
+type Path = { steps: { event: Ev; state: { value: unknown; context: unknown } }[] };
+
+/**
+ * The paths to replay: every simple path, plus (shortest path to a state + one edge) for every
+ * edge of the adjacency map, so that self-loops are replayed too. Also returns the transitions
+ * those edges take, for the coverage check.
+ */
+function plan(autoReconnect: boolean): { paths: Path[]; taken: Set<unknown> } {
+  const model = new TestModel(connectionMachine, {
+    events: events(true) as ConnectionEvent[],
+    input: { ...input, autoReconnect },
+    serializeState: serializeState as never,
+    // A finished actor takes no event (the pure transition function would still compute one).
+    filterEvents: (snapshot) => snapshot.status !== 'done',
+  });
+  const simple = model.getSimplePaths() as unknown as Path[];
+  // Shortest path to every vertex, by breadth-first search over the adjacency map (xstate's
+  // getShortestPaths drops paths that are prefixes of others).
+  const adjacency = Object.values(model.getAdjacencyMap());
+  const byKey = new Map(adjacency.map((v) => [serializeState(v.state as never), v]));
+  const shortest = new Map<string, Path>([[serializeState(adjacency[0]!.state as never), { steps: [] }]]);
+  const queue = [serializeState(adjacency[0]!.state as never)];
+  while (queue.length > 0) {
+    const key = queue.shift()!;
+    for (const { event, state } of Object.values(byKey.get(key)?.transitions ?? {}) as Edge[]) {
+      const next = serializeState(state as never);
+      if (shortest.has(next)) continue;
+      shortest.set(next, { steps: [...shortest.get(key)!.steps, { event, state: state as never }] });
+      queue.push(next);
+    }
+  }
+  const taken = new Set<unknown>();
+  const edges: Path[] = [];
+  for (const vertex of adjacency) {
+    const base = shortest.get(serializeState(vertex.state as never));
+    if (!base) throw new Error(`no path to ${serializeState(vertex.state as never)}`);
+    for (const { event, state } of Object.values(vertex.transitions) as Edge[]) {
+      for (const t of connectionMachine.getTransitionData(vertex.state as never, event as never)) taken.add(t);
+      edges.push({ steps: [...base.steps, { event, state: state as never }] });
+    }
+  }
+  return { paths: [...simple, ...edges], taken };
+}
+
+/** A live actor whose invoked actors the test settles by hand, on a simulated clock. */
+function liveActor(autoReconnect: boolean) {
+  const clock = new SimulatedClock();
+  const pending: Record<string, { resolve: () => void; reject: (e: unknown) => void } | undefined> = {};
+  const settleByHand = (name: string) => () => new Promise<void>((resolve, reject) => (pending[name] = { resolve, reject }));
+  const machine = connectionMachine.provide({
+    actors: {
+      connectTransport: fromPromise<void, { hostIndex: number; attempt: number }>(settleByHand('connect')),
+      closeTransport: fromPromise<void>(settleByHand('close')),
+      watchConnection: fromCallback(() => undefined),
+    },
+  });
+  const actor = createActor(machine, { input: { ...input, autoReconnect }, clock });
+  actor.start();
+  const flush = () => new Promise((r) => setImmediate(r));
+  async function run(event: Ev): Promise<void> {
+    switch (event.type) {
+      case 'xstate.done.actor.connect':
+        pending.connect?.resolve();
+        break;
+      case 'xstate.error.actor.connect':
+        pending.connect?.reject(event.error);
+        break;
+      case 'xstate.done.actor.close':
+        pending.close?.resolve();
+        break;
+      case 'xstate.error.actor.close':
+        pending.close?.reject(event.error);
+        break;
+      // A delayed event only exists while its state is active: elsewhere it is a no-op.
+      case 'xstate.after.0.connection.failover':
+        if (actor.getSnapshot().value === 'failover') clock.increment(0);
+        break;
+      case 'xstate.after.backoffDelay.connection.backoff':
+        if (actor.getSnapshot().value === 'backoff') clock.increment(actor.getSnapshot().context.delay * 1000);
+        break;
+      default:
+        actor.send(event as ConnectionEvent);
+    }
+    await flush();
+  }
+  return { actor, run };
+}
+
+describe('connection machine (model-based)', () => {
+  it('the replayed paths cover every transition the machine defines', () => {
+    const defined = definedTransitions();
+    const covered = new Set<unknown>([...plan(true).taken, ...plan(false).taken]);
+    const missing = [...defined].filter(([t]) => !covered.has(t)).map(([, name]) => name);
+    expect(missing).toEqual([]);
+    expect(defined.size).toBeGreaterThan(20);
+  });
+
+  for (const autoReconnect of [true, false]) {
+    it(`replays every simple path on a live actor (autoReconnect ${autoReconnect})`, async () => {
+      const { paths } = plan(autoReconnect);
+      expect(paths.length).toBeGreaterThan(20);
+      for (const path of paths) {
+        const { actor, run } = liveActor(autoReconnect);
+        for (const step of path.steps) {
+          if (step.event.type === 'xstate.init') continue;
+          await run(step.event);
+          expect({ after: step.event.type, value: actor.getSnapshot().value }).toEqual({ after: step.event.type, value: step.state.value });
+          expect(actor.getSnapshot().context.retries).toBe((step.state.context as { retries: number }).retries);
+        }
+        actor.stop();
+      }
+    });
+  }
+});
+
+describe('connection machine (scenarios on a simulated clock)', () => {
+  it('fails over at once and backs off only after a full round, with growing, capped delays', async () => {
+    const { actor, run } = liveActor(true);
+    const seen: string[] = [];
+    actor.subscribe((s) => seen.push(`${String(s.value)}@${s.context.hostIndex}`));
+    await run({ type: 'connect', schedule: { maxRetries: undefined, intervalStart: 1, intervalStep: 1, intervalMax: 2 } });
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await run({ type: 'xstate.error.actor.connect', error: recoverable });
+      const s = actor.getSnapshot();
+      if (s.value === 'backoff') {
+        delays.push(s.context.delay);
+        await run({ type: 'xstate.after.backoffDelay.connection.backoff' });
+      } else {
+        expect(s.value).toBe('failover');
+        await run({ type: 'xstate.after.0.connection.failover' });
+      }
+    }
+    expect(delays).toEqual([1, 2, 2]);
+    expect(seen.slice(0, 6)).toEqual(['connecting@0', 'failover@1', 'connecting@1', 'backoff@0', 'connecting@0', 'failover@1']);
+    actor.stop();
+  });
+
+  it('ends in failed after maxRetries, and at once on an irrecoverable error', async () => {
+    const { actor, run } = liveActor(true);
+    await run({ type: 'connect', schedule: { maxRetries: 1, intervalStart: 0, intervalStep: 0, intervalMax: 0 } });
+    await run({ type: 'xstate.error.actor.connect', error: recoverable });
+    await run({ type: 'xstate.after.0.connection.failover' });
+    await run({ type: 'xstate.error.actor.connect', error: recoverable });
+    expect(actor.getSnapshot().value).toBe('failed');
+    await run({ type: 'connect' });
+    await run({ type: 'xstate.error.actor.connect', error: fatal });
+    expect(actor.getSnapshot().value).toBe('failed');
+    expect(actor.getSnapshot().context.lastError).toMatchObject({ name: 'AccessRefused', recoverable: false });
+    actor.stop();
+  });
+
+  it('close during backoff cancels the timer and ends with no child left', async () => {
+    const { actor, run } = liveActor(true);
+    await run({ type: 'connect', schedule: { maxRetries: undefined, intervalStart: 30, intervalStep: 0, intervalMax: 30 } });
+    await run({ type: 'xstate.error.actor.connect', error: recoverable });
+    await run({ type: 'xstate.after.0.connection.failover' });
+    await run({ type: 'xstate.error.actor.connect', error: recoverable });
+    expect(actor.getSnapshot().value).toBe('backoff');
+    await run({ type: 'close' });
+    await run({ type: 'xstate.done.actor.close' });
+    expect(actor.getSnapshot().status).toBe('done');
+    expect(Object.keys(actor.getSnapshot().children)).toEqual([]);
+  });
+});
