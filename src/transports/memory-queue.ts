@@ -1,0 +1,261 @@
+/**
+ * One queue of the in-process `memory://` broker: its ready messages and its consumers.
+ *
+ * Why it looks like this:
+ * - Priorities are buckets (one deque per level up to `x-max-priority`), read highest first;
+ *   a message's priority is capped at the maximum, as RabbitMQ does.
+ * - TTL (`x-message-ttl` and per-message `expiration`) is fixed when the message enters the
+ *   queue, and expired messages are discarded lazily, when they reach the head of the queue
+ *   (RabbitMQ's rule for per-message TTL). No timer per message: nothing to leak.
+ * - `x-max-length` drops from the head (the oldest of the lowest priority first) and hands the
+ *   dropped messages back so the broker can dead-letter them.
+ * - Consumers are served round-robin; the broker asks each consumer's channel whether it may
+ *   take one more (prefetch), so the queue knows nothing about channels.
+ */
+import type { MessageProperties, RawMessage } from './transport.js';
+import { BrokerRefusal, ReplyCode } from './memory-routing.js';
+
+/** A message in a queue: bytes and properties copied at publish, never shared with the caller. */
+export interface StoredMessage {
+  readonly body: Buffer;
+  readonly properties: MessageProperties;
+  readonly exchange: string;
+  readonly routingKey: string;
+  readonly redelivered: boolean;
+  /** Absolute time (ms, broker clock) after which the message is dead; undefined = never. */
+  readonly expiresAt: number | undefined;
+}
+
+/** What the queue needs of a consumer's channel. */
+export interface DeliveryTarget {
+  /** Whether the channel may take one more message for `consumer` (open, under prefetch). */
+  canDeliver(consumer: MemoryConsumer): boolean;
+  /** Hands a message over (the channel numbers it and remembers it until acked). */
+  deliver(consumer: MemoryConsumer, queue: MemoryQueue, message: StoredMessage): void;
+  /** The broker cancelled the consumer (its queue was deleted). */
+  brokerCancel(consumer: MemoryConsumer): void;
+}
+
+/** One consumer of a queue. */
+export interface MemoryConsumer {
+  readonly tag: string;
+  readonly queue: MemoryQueue;
+  readonly channel: DeliveryTarget;
+  readonly noAck: boolean;
+  readonly exclusive: boolean;
+  readonly onMessage: (message: RawMessage) => void;
+}
+
+/** A double-ended queue on a growable ring buffer: O(1) at both ends. */
+class Deque<T> {
+  private items: (T | undefined)[] = new Array<T | undefined>(16);
+  private head = 0;
+  length = 0;
+
+  push(item: T): void {
+    if (this.length === this.items.length) this.grow();
+    this.items[(this.head + this.length) % this.items.length] = item;
+    this.length++;
+  }
+
+  unshift(item: T): void {
+    if (this.length === this.items.length) this.grow();
+    this.head = (this.head - 1 + this.items.length) % this.items.length;
+    this.items[this.head] = item;
+    this.length++;
+  }
+
+  peek(): T | undefined {
+    return this.length === 0 ? undefined : this.items[this.head];
+  }
+
+  shift(): T | undefined {
+    if (this.length === 0) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) % this.items.length;
+    this.length--;
+    return item;
+  }
+
+  /** Keeps the items `keep` accepts, in order; returns the others. */
+  filter(keep: (item: T) => boolean): T[] {
+    const kept: T[] = [];
+    const removed: T[] = [];
+    while (this.length > 0) {
+      const item = this.shift() as T;
+      (keep(item) ? kept : removed).push(item);
+    }
+    for (const item of kept) this.push(item);
+    return removed;
+  }
+
+  private grow(): void {
+    const next = new Array<T | undefined>(this.items.length * 2);
+    for (let i = 0; i < this.length; i++) next[i] = this.items[(this.head + i) % this.items.length];
+    this.items = next;
+    this.head = 0;
+  }
+}
+
+export interface QueueOptions {
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  arguments: Readonly<Record<string, unknown>>;
+  /** The connection that owns an exclusive queue. */
+  owner: object | undefined;
+}
+
+function intArgument(args: Readonly<Record<string, unknown>>, key: string, queue: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const value = args[key];
+  if (value === undefined) return undefined;
+  const n = typeof value === 'bigint' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new BrokerRefusal(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid arg '${key}' for queue '${queue}': ${String(value)}`);
+  }
+  return n;
+}
+
+function stringArgument(args: Readonly<Record<string, unknown>>, key: string): string | undefined {
+  const value = args[key];
+  return value === undefined ? undefined : String(value);
+}
+
+/** A queue of the memory broker. Created by the broker, never by users. */
+export class MemoryQueue {
+  readonly name: string;
+  readonly durable: boolean;
+  readonly exclusive: boolean;
+  readonly autoDelete: boolean;
+  readonly arguments: Readonly<Record<string, unknown>>;
+  readonly owner: object | undefined;
+  readonly maxPriority: number;
+  readonly messageTtl: number | undefined;
+  readonly maxLength: number | undefined;
+  readonly deadLetterExchange: string | undefined;
+  readonly deadLetterRoutingKey: string | undefined;
+  /** `x-expires`: ms of disuse after which the queue is deleted. */
+  readonly expires: number | undefined;
+  lastUsed: number;
+  readonly consumers: MemoryConsumer[] = [];
+  hadConsumer = false;
+  deleted = false;
+  private readonly buckets: Deque<StoredMessage>[];
+  private roundRobin = 0;
+  private size = 0;
+
+  constructor(options: QueueOptions, now: number) {
+    const args = options.arguments;
+    this.name = options.name;
+    this.durable = options.durable;
+    this.exclusive = options.exclusive;
+    this.autoDelete = options.autoDelete;
+    this.arguments = { ...args };
+    this.owner = options.owner;
+    this.maxPriority = intArgument(args, 'x-max-priority', this.name, 0, 255) ?? 0;
+    this.messageTtl = intArgument(args, 'x-message-ttl', this.name, 0);
+    this.maxLength = intArgument(args, 'x-max-length', this.name, 0);
+    this.expires = intArgument(args, 'x-expires', this.name, 1);
+    this.deadLetterExchange = stringArgument(args, 'x-dead-letter-exchange');
+    this.deadLetterRoutingKey = stringArgument(args, 'x-dead-letter-routing-key');
+    this.buckets = Array.from({ length: this.maxPriority + 1 }, () => new Deque<StoredMessage>());
+    this.lastUsed = now;
+  }
+
+  /** Ready messages (expired ones not yet reaped included). */
+  get messageCount(): number {
+    return this.size;
+  }
+
+  /** When a message entering now expires, from the queue TTL and the message's `expiration`. */
+  expiryFor(properties: MessageProperties, now: number): number | undefined {
+    const perMessage = properties.expiration === undefined ? undefined : Number(properties.expiration);
+    const ttl = perMessage === undefined ? this.messageTtl : this.messageTtl === undefined ? perMessage : Math.min(perMessage, this.messageTtl);
+    return ttl === undefined ? undefined : now + ttl;
+  }
+
+  /** Appends a message; returns the messages `x-max-length` pushed out (to dead-letter). */
+  push(message: StoredMessage): StoredMessage[] {
+    this.bucketOf(message).push(message);
+    this.size++;
+    const dropped: StoredMessage[] = [];
+    while (this.maxLength !== undefined && this.size > this.maxLength) {
+      const bucket = this.buckets.find((b) => b.length > 0);
+      const head = bucket?.shift();
+      if (head === undefined) break;
+      this.size--;
+      dropped.push(head);
+    }
+    return dropped;
+  }
+
+  /** Puts a message back at the head of its priority level (requeue). */
+  unshift(message: StoredMessage): void {
+    this.bucketOf(message).unshift(message);
+    this.size++;
+  }
+
+  /** The next live message, highest priority first; expired heads go to `onExpired`. */
+  shift(now: number, onExpired: (message: StoredMessage) => void): StoredMessage | undefined {
+    for (let p = this.buckets.length - 1; p >= 0; p--) {
+      const bucket = this.buckets[p]!;
+      for (let message = bucket.shift(); message !== undefined; message = bucket.shift()) {
+        this.size--;
+        if (message.expiresAt !== undefined && now >= message.expiresAt) onExpired(message);
+        else return message;
+      }
+    }
+    return undefined;
+  }
+
+  /** Reaps every expired message, wherever it is (used where an exact count matters). */
+  sweep(now: number, onExpired: (message: StoredMessage) => void): void {
+    for (const bucket of this.buckets) {
+      const expired = bucket.filter((m) => m.expiresAt === undefined || now < m.expiresAt);
+      this.size -= expired.length;
+      expired.forEach(onExpired);
+    }
+  }
+
+  /** Drops every ready message; returns how many. */
+  purge(): number {
+    const count = this.size;
+    for (const bucket of this.buckets) bucket.filter(() => false);
+    this.size = 0;
+    return count;
+  }
+
+  addConsumer(consumer: MemoryConsumer): void {
+    this.consumers.push(consumer);
+    this.hadConsumer = true;
+  }
+
+  removeConsumer(consumer: MemoryConsumer): void {
+    const index = this.consumers.indexOf(consumer);
+    if (index < 0) return;
+    this.consumers.splice(index, 1);
+    if (this.roundRobin > index) this.roundRobin--;
+  }
+
+  /** The next consumer, round-robin, that `accept` says may take a message now. */
+  nextConsumer(accept: (consumer: MemoryConsumer) => boolean): MemoryConsumer | undefined {
+    const n = this.consumers.length;
+    for (let i = 0; i < n; i++) {
+      const index = (this.roundRobin + i) % n;
+      const consumer = this.consumers[index]!;
+      if (accept(consumer)) {
+        this.roundRobin = (index + 1) % n;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  private bucketOf(message: StoredMessage): Deque<StoredMessage> {
+    const raw = Math.floor(Number(message.properties.priority ?? 0));
+    const priority = Number.isFinite(raw) ? Math.max(0, Math.min(this.maxPriority, raw)) : 0;
+    return this.buckets[priority]!;
+  }
+}
