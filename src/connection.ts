@@ -85,6 +85,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #nextChannelId = 1;
   #defaultChannel: Channel | undefined;
   #deliveryWaiters = new Set<() => void>();
+  /** Deliveries that happened while nobody was draining: the next drainEvents() takes one. */
+  #undrained = 0;
   #state: ConnectionState = 'idle';
   #closed = false;
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
@@ -472,16 +474,32 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   #notifyDelivery(): void {
+    if (this.#deliveryWaiters.size === 0) {
+      this.#undrained += 1;
+      return;
+    }
     for (const wake of this.#deliveryWaiters) wake();
     this.#deliveryWaiters.clear();
   }
 
   /**
-   * Waits for the next message delivered to any consumer of this connection (deliveries run
-   * their callbacks as they arrive, Node-style). Rejects with `TimeoutError` after `timeout` s.
+   * Waits for one message delivered to a consumer of this connection. Deliveries run their
+   * callbacks as they arrive (Node-style); one that arrived since the last drain counts at
+   * once, so `publish(); await drainEvents()` does not miss it. Rejects with `TimeoutError`
+   * after `timeout` seconds.
+   *
+   * @example
+   * ```ts
+   * consumer.consume();
+   * await conn.drainEvents({ timeout: 5 });
+   * ```
    */
   drainEvents(options: { timeout?: number } = {}): Promise<void> {
     this.#assertOpen('drain events');
+    if (this.#undrained > 0) {
+      this.#undrained -= 1;
+      return Promise.resolve();
+    }
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const wake = (): void => {
