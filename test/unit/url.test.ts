@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigurationError, formatUrl, maskUrl, parseUrl } from '../../src/index.js';
+
+describe('parseUrl (kombu semantics)', () => {
+  it.each([
+    ['amqp://guest:guest@localhost:5672//', { transport: 'amqp', hostname: 'localhost', port: 5672, userid: 'guest', password: 'guest', virtualHost: '/' }],
+    ['amqp://guest:guest@localhost:5672/%2F', { virtualHost: '/' }],
+    ['amqp://user:p%40ss%3Aw0rd@rabbit/vhost', { userid: 'user', password: 'p@ss:w0rd', hostname: 'rabbit', port: 5672, virtualHost: 'vhost' }],
+    ['amqp://rabbit', { hostname: 'rabbit', port: 5672, virtualHost: undefined, userid: undefined, password: undefined }],
+    ['amqps://rabbit', { transport: 'amqps', port: 5671 }],
+    ['pyamqp://rabbit:5673/', { transport: 'pyamqp', port: 5673, virtualHost: undefined }],
+    ['redis://:secret@cache:6380/2', { transport: 'redis', hostname: 'cache', port: 6380, userid: undefined, password: 'secret', virtualHost: '2' }],
+    ['rediss://cache', { transport: 'rediss', port: 6379 }],
+    ['memory://', { transport: 'memory', hostname: undefined, port: undefined }],
+    ['memory://name', { transport: 'memory', hostname: 'name' }],
+    ['amqp://[::1]:5672//', { hostname: '::1', port: 5672, virtualHost: '/' }],
+  ])('%s', (url, expected) => {
+    expect(parseUrl(url)).toMatchObject(expected);
+  });
+
+  it('turns query parameters into options', () => {
+    const parts = parseUrl('amqp://h//?heartbeat=10&connect_timeout=2.5&failover_strategy=shuffle&login_method=AMQPLAIN&ssl=true&visibility_timeout=3600&queue_name_prefix=dev-');
+    expect(parts).toMatchObject({
+      heartbeat: 10,
+      connectTimeout: 2.5,
+      failoverStrategy: 'shuffle',
+      loginMethod: 'AMQPLAIN',
+      ssl: true,
+      transportOptions: { visibilityTimeout: 3600, queueNamePrefix: 'dev-' },
+    });
+  });
+
+  it('collects ssl_* parameters into TLS options', () => {
+    expect(parseUrl('amqps://h//?ssl_ca_certs=/ca.pem&ssl_cert_reqs=CERT_NONE').ssl).toEqual({ ca: '/ca.pem', rejectUnauthorized: false });
+  });
+
+  it("reads kombu's transport+url prefix and several brokers", () => {
+    expect(parseUrl('amqp+amqp://h//')).toMatchObject({ transport: 'amqp', hostname: 'h' });
+    expect(parseUrl('amqp://a//;amqp://b//')).toMatchObject({ hostname: 'a', alternates: ['amqp://b//'] });
+  });
+
+  it('refuses malformed URLs with a typed, precise error that never shows the password', () => {
+    const cases: [string, RegExp][] = [
+      ['', /non-empty/],
+      ['localhost:5672', /expected 'transport:\/\/host'/],
+      ['amqq://h', /Did you mean 'amqp'/],
+      ['rediss2://h', /Did you mean 'rediss'/],
+      ['zzzzzz://h', /Known transports/],
+      ['amqp://u:topsecret@h:70000//', /port '70000'/],
+      ['amqp://u:topsecret@h:abc//', /port 'abc'/],
+      ['redis://u:topsecret@h/db', /database must be a number/],
+      ['amqp://u:topsecret@h/%E0%A4%A', /bad percent-encoding/],
+      ['amqp://u:topsecret@[::1//', /unclosed/],
+      ['amqp://h//?heartbeat=soon', /heartbeat/],
+    ];
+    for (const [url, message] of cases) {
+      let error: unknown;
+      try {
+        parseUrl(url);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, url).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message, url).toMatch(message);
+      expect((error as Error).message, url).not.toContain('topsecret');
+    }
+  });
+});
+
+describe('maskUrl / formatUrl', () => {
+  it('masks every password in a text, including several brokers and odd characters', () => {
+    expect(maskUrl('amqp://guest:secret@host//')).toBe('amqp://guest:**@host//');
+    expect(maskUrl('redis://:secret@cache:6379/0')).toBe('redis://:**@cache:6379/0');
+    expect(maskUrl('failed amqp://a:x@h1//;amqp://b:y@h2// now')).toBe('failed amqp://a:**@h1//;amqp://b:**@h2// now');
+    expect(maskUrl('amqp://u:p@ss/w@host//')).not.toContain('p@ss');
+    expect(maskUrl('amqp://host:5672//')).toBe('amqp://host:5672//');
+  });
+
+  it('formats URLs as kombu as_uri does', () => {
+    const fields = { transport: 'amqp', hostname: 'h', port: 5672, userid: 'u', password: 'p w', virtualHost: '/' };
+    expect(formatUrl(fields)).toBe('amqp://u:**@h:5672//');
+    expect(formatUrl(fields, { includePassword: true })).toBe('amqp://u:p%20w@h:5672//');
+    expect(formatUrl({ ...fields, virtualHost: 'a/b' })).toBe('amqp://u:**@h:5672/a%2Fb');
+    expect(parseUrl(formatUrl({ ...fields, virtualHost: 'a/b' }, { includePassword: true }))).toMatchObject({ password: 'p w', virtualHost: 'a/b' });
+  });
+});
