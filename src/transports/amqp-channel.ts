@@ -1,0 +1,350 @@
+/**
+ * One kombu-ts channel over an amqplib ConfirmChannel.
+ *
+ * Why a confirm channel always: the default producer waits for publisher confirms, and a
+ * channel cannot leave confirm mode once in it; `publish(..., { confirm: false })` simply does
+ * not wait for the ack.
+ *
+ * How a channel ends, and what `close` carries (emitted once):
+ * - the broker closed it (404, 406...): amqplib emits `error` (with code, classId, methodId)
+ *   and then `close`; we report a {@link ChannelError}.
+ * - the connection died: amqplib closes every channel and only then emits the connection's
+ *   `close`. The channel therefore learns the cause from its connection
+ *   ({@link AmqpChannel.connectionLost}), which reports a ConnectionError.
+ * - our own `close()`: no error.
+ * Pending operations (RPCs, confirms, drain waits) settle with that same error, so a publish
+ * whose channel dies before the confirm rejects with the ChannelError or ConnectionError.
+ *
+ * Backpressure: amqplib's `publish` returns false when the channel's write buffer is full.
+ * The next publishes wait for amqplib's `drain` first, so a fast publisher that awaits its
+ * publishes cannot fill memory.
+ */
+import type { ConfirmChannel, Message } from 'amqplib';
+import { EventEmitter } from 'eventemitter3';
+import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
+import { mapChannelError, rethrowLater } from './amqp-errors.js';
+import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
+import type {
+  ConsumeOptions, ExchangeDeclaration, MessageProperties, PublishOptions, QueueDeclaration, QueueDeclareOk,
+  RawMessage, TransportChannel, TransportChannelEvents,
+} from './transport.js';
+
+// AMQP method ids (class << 16 | method) for the two calls amqplib's API cannot express:
+// qos with a prefetch size, and recover without requeue.
+const BASIC_QOS = 0x3c000a;
+const BASIC_QOS_OK = 0x3c000b;
+const BASIC_RECOVER = 0x3c006e;
+const BASIC_RECOVER_OK = 0x3c006f;
+
+/** The slice of amqplib's channel internals used here (not in its typings). */
+interface ChannelInternals {
+  ch: number;
+  rpc(method: number, fields: Record<string, unknown>, expect: number): Promise<unknown>;
+}
+
+/** What a channel needs from its connection. */
+export interface ChannelOwner {
+  /** Seconds `close()` waits for the broker's close-ok before giving up on it. */
+  readonly closeTimeout: number;
+  channelClosed(channel: AmqpChannel): void;
+}
+
+/**
+ * A TransportChannel over an amqplib ConfirmChannel; made by `AmqpConnection.createChannel()`.
+ *
+ * @example
+ * ```ts
+ * const channel = await conn.createChannel();
+ * channel.on('close', (error) => error && console.warn('channel lost:', error.code, error.message));
+ * await channel.declareQueue({ name: 'tasks', durable: true, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+ * await channel.publish(Buffer.from('{}'), { contentType: 'application/json' }, '', 'tasks', { confirm: true });
+ * ```
+ */
+export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements TransportChannel {
+  readonly id: number;
+  readonly #ch: ConfirmChannel;
+  readonly #owner: ChannelOwner;
+  #open = true;
+  #closing = false;
+  #brokerError: ChannelError | undefined;
+  #closeError: KombuError | undefined;
+  readonly #closed: Promise<KombuError | undefined>;
+  #resolveClosed!: (error: KombuError | undefined) => void;
+  #drain: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+
+  constructor(ch: ConfirmChannel, owner: ChannelOwner) {
+    super();
+    this.#ch = ch;
+    this.#owner = owner;
+    this.id = (ch as unknown as ChannelInternals).ch;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    ch.on('error', (error: unknown) => {
+      this.#brokerError ??= mapChannelError(error, this.id) ?? new ChannelError(`Channel ${this.id} failed: ${String(error)}`, { cause: error });
+    });
+    ch.on('close', () => {
+      if (this.#closing) this.#finish(undefined);
+      else if (this.#brokerError) this.#finish(this.#brokerError);
+      // Otherwise the connection is going down; it tells us why in a moment (same tick).
+      else queueMicrotask(() => this.#finish(new ChannelError(`Channel ${this.id} closed unexpectedly`)));
+    });
+    ch.on('return', (message: AmqplibMessage) => this.#emit('return', toReturnedMessage(message)));
+    ch.on('drain', () => this.#releaseDrain());
+  }
+
+  /** True until the channel closes. */
+  get isOpen(): boolean {
+    return this.#open && !this.#closing;
+  }
+
+  /** Called by the connection when it ends: settles this channel with the connection's error. */
+  connectionLost(error: KombuError | undefined): void {
+    this.#finish(this.#closing ? undefined : error);
+  }
+
+  declareExchange(d: ExchangeDeclaration): Promise<void> {
+    return this.#rpc('declare exchange', async () => {
+      if (d.passive) await this.#ch.checkExchange(d.name);
+      else {
+        await this.#ch.assertExchange(d.name, d.type, {
+          durable: d.durable, autoDelete: d.autoDelete, internal: d.internal ?? false, arguments: d.arguments,
+        });
+      }
+    });
+  }
+
+  deleteExchange(name: string, options: { ifUnused?: boolean } = {}): Promise<void> {
+    return this.#rpc('delete exchange', async () => {
+      await this.#ch.deleteExchange(name, { ifUnused: options.ifUnused ?? false });
+    });
+  }
+
+  declareQueue(d: QueueDeclaration): Promise<QueueDeclareOk> {
+    return this.#rpc('declare queue', async () => {
+      const ok = d.passive
+        ? await this.#ch.checkQueue(d.name)
+        : await this.#ch.assertQueue(d.name, { durable: d.durable, exclusive: d.exclusive, autoDelete: d.autoDelete, arguments: d.arguments });
+      return { queue: ok.queue, messageCount: ok.messageCount, consumerCount: ok.consumerCount };
+    });
+  }
+
+  bindQueue(queue: string, exchange: string, routingKey: string, args: Record<string, unknown> = {}): Promise<void> {
+    return this.#rpc('bind queue', async () => {
+      await this.#ch.bindQueue(queue, exchange, routingKey, args);
+    });
+  }
+
+  unbindQueue(queue: string, exchange: string, routingKey: string, args: Record<string, unknown> = {}): Promise<void> {
+    return this.#rpc('unbind queue', async () => {
+      await this.#ch.unbindQueue(queue, exchange, routingKey, args);
+    });
+  }
+
+  deleteQueue(name: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<number> {
+    return this.#rpc('delete queue', async () => {
+      const ok = await this.#ch.deleteQueue(name, { ifUnused: options.ifUnused ?? false, ifEmpty: options.ifEmpty ?? false });
+      return ok.messageCount;
+    });
+  }
+
+  purgeQueue(name: string): Promise<number> {
+    return this.#rpc('purge queue', async () => (await this.#ch.purgeQueue(name)).messageCount);
+  }
+
+  async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: PublishOptions = {}): Promise<void> {
+    this.#assertOpen('publish');
+    if (this.#drain) await this.#drain;
+    this.#assertOpen('publish');
+    const publishOptions = toPublishOptions(properties, options.mandatory === true);
+    let confirmed: Promise<void> | undefined;
+    let written: boolean;
+    try {
+      if (options.confirm === true) {
+        let settle!: (error: unknown) => void;
+        confirmed = new Promise<void>((resolve, reject) => {
+          settle = (error) => {
+            if (error === null || error === undefined) resolve();
+            else this.#confirmError(error).then(reject, reject);
+          };
+        });
+        written = this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => settle(error));
+      } else {
+        written = this.#ch.publish(exchange, routingKey, body, publishOptions);
+      }
+    } catch (error) {
+      throw this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError('publish');
+    }
+    if (!written) this.#drain ??= new Promise<void>((resolve) => (this.#drained = resolve));
+    if (confirmed) await confirmed;
+    else if (!written) {
+      await this.#drain;
+      // Closed before the buffer drained: the message may never have left.
+      if (!this.#open) throw this.#closedError('publish');
+    }
+  }
+
+  async get(queue: string, options: { noAck: boolean }): Promise<RawMessage | undefined> {
+    return this.#rpc('get', async () => {
+      const message = await this.#ch.get(queue, { noAck: options.noAck });
+      return message === false ? undefined : toRawMessage(message as AmqplibMessage);
+    });
+  }
+
+  consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string> {
+    let tag = options.consumerTag;
+    return this.#rpc('consume', async () => {
+      const ok = await this.#ch.consume(
+        queue,
+        (message) => {
+          if (message === null) {
+            this.#emit('cancel', tag); // the broker cancelled it (queue deleted...)
+            return;
+          }
+          try {
+            onMessage(toRawMessage(message as AmqplibMessage));
+          } catch (error) {
+            rethrowLater(error); // never into amqplib's frame loop
+          }
+        },
+        {
+          consumerTag: options.consumerTag,
+          noAck: options.noAck,
+          exclusive: options.exclusive ?? false,
+          ...(options.arguments === undefined ? {} : { arguments: options.arguments }),
+        },
+      );
+      tag = ok.consumerTag;
+      return ok.consumerTag;
+    });
+  }
+
+  cancel(consumerTag: string): Promise<void> {
+    return this.#rpc('cancel', async () => {
+      await this.#ch.cancel(consumerTag);
+    });
+  }
+
+  ack(deliveryTag: number | string, multiple = false): void {
+    this.#assertOpen('ack');
+    this.#sync('ack', () => this.#ch.ack(asMessage(deliveryTag), multiple));
+  }
+
+  reject(deliveryTag: number | string, requeue: boolean): void {
+    this.#assertOpen('reject');
+    this.#sync('reject', () => this.#ch.reject(asMessage(deliveryTag), requeue));
+  }
+
+  qos(prefetchCount: number, prefetchSize = 0, global = false): Promise<void> {
+    return this.#rpc('qos', async () => {
+      if (prefetchSize === 0) await this.#ch.prefetch(prefetchCount, global);
+      else await this.#internals.rpc(BASIC_QOS, { prefetchCount, prefetchSize, global }, BASIC_QOS_OK);
+    });
+  }
+
+  recover(requeue: boolean): Promise<void> {
+    return this.#rpc('recover', async () => {
+      if (requeue) await this.#ch.recover();
+      else await this.#internals.rpc(BASIC_RECOVER, { requeue: false }, BASIC_RECOVER_OK);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.#open) return;
+    if (!this.#closing) {
+      this.#closing = true;
+      try {
+        this.#ch.close().catch(() => {}); // settled through the 'close' event instead
+      } catch {
+        // already closing on amqplib's side: the 'close' event follows
+      }
+    }
+    // A broker that never answers close-ok must not hang us (nor the connection's close).
+    const timer = setTimeout(() => this.#finish(undefined), this.#owner.closeTimeout * 1000);
+    await this.#closed;
+    clearTimeout(timer);
+  }
+
+  get #internals(): ChannelInternals {
+    return this.#ch as unknown as ChannelInternals;
+  }
+
+  #finish(error: KombuError | undefined): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#closeError = error;
+    this.#releaseDrain();
+    this.#resolveClosed(error);
+    this.#owner.channelClosed(this);
+    this.#emit('close', error);
+  }
+
+  #releaseDrain(): void {
+    const drained = this.#drained;
+    this.#drain = undefined;
+    this.#drained = undefined;
+    drained?.();
+  }
+
+  #emit<E extends keyof TransportChannelEvents>(event: E, ...args: Parameters<TransportChannelEvents[E]>): void {
+    try {
+      (this.emit as (event: E, ...args: unknown[]) => boolean)(event, ...args);
+    } catch (error) {
+      rethrowLater(error);
+    }
+  }
+
+  #assertOpen(operation: string): void {
+    if (!this.isOpen) throw this.#closedError(operation);
+  }
+
+  #closedError(operation: string): ChannelError {
+    const reason = this.#closeError;
+    return new ChannelError(
+      `Channel ${this.id} is closed${reason ? ` (${reason.message})` : ''}; cannot ${operation}`,
+      reason ? { cause: reason } : {},
+    );
+  }
+
+  #sync(operation: string, call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      throw this.isOpen ? new OperationalError(`Cannot ${operation} on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError(operation);
+    }
+  }
+
+  async #rpc<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    this.#assertOpen(operation);
+    try {
+      return await call();
+    } catch (error) {
+      throw await this.#operationError(error, operation);
+    }
+  }
+
+  /** What a failed RPC rejects with: the broker's reason, else how the channel ended. */
+  async #operationError(error: unknown, operation: string): Promise<KombuError> {
+    const mapped = mapChannelError(error, this.id);
+    if (mapped) return mapped;
+    if (error instanceof TypeError) return new OperationalError(`Cannot ${operation} on channel ${this.id}: ${error.message}`, { cause: error });
+    // amqplib rejects pending calls as the channel ends ("Channel ended, no reply will be
+    // forthcoming"); the reason is settled within the same tick, so one macrotask suffices.
+    const reason = await Promise.race([this.#closed, new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
+    if (reason) return reason;
+    return this.#open && !this.#closing
+      ? new ChannelError(`${operation} failed on channel ${this.id}: ${String(error)}`, { cause: error })
+      : this.#closedError(operation);
+  }
+
+  /** A confirm callback's error: a nack, or the channel ending before the confirm. */
+  async #confirmError(error: unknown): Promise<KombuError> {
+    if (error instanceof Error && error.message === 'message nacked') {
+      return new MessageNacked(`The broker nacked a message published on channel ${this.id}`, { cause: error });
+    }
+    return this.#operationError(error, 'publish');
+  }
+}
+
+function asMessage(deliveryTag: number | string): Message {
+  return { fields: { deliveryTag: Number(deliveryTag) } } as unknown as Message;
+}

@@ -1,0 +1,206 @@
+/**
+ * One open AMQP connection (an amqplib ChannelModel) as a kombu-ts TransportConnection.
+ *
+ * Heartbeats. amqplib already runs AMQP heartbeats: it sends a heartbeat frame when it has
+ * sent nothing for heartbeat/2 seconds, and declares the broker dead after two whole silent
+ * intervals, checked once per interval: between 2 and 3 intervals after the silence began
+ * (4-6 s at heartbeat 2). That is too slow for kombu-ts's promise, so `heartbeatCheck()`
+ * keeps its own, tighter watch and leaves the sending to amqplib:
+ *
+ * - It records when bytes last arrived from the broker, from the socket's `data` events.
+ *   (amqplib reads the socket in paused mode through `readable`/`read()`; a `data` listener
+ *   then only observes each chunk read and does not switch the stream to flowing mode.)
+ * - It throws when nothing arrived for more than the negotiated heartbeat. RabbitMQ checks
+ *   every heartbeat/2 whether it sent anything and sends a heartbeat frame if not, so its
+ *   longest natural silence is just under one heartbeat (measured: up to 1.7 s at
+ *   heartbeat 2). "Silent for more than one heartbeat" is the tightest bound that never
+ *   blames a live broker on a low-jitter link; py-amqp waits two heartbeats, which cannot
+ *   keep the 2.5 s promise at heartbeat 2. The margin against network jitter is thin; a
+ *   broker far away with a jittery link wants a longer heartbeat.
+ * - The connection machine calls the check every heartbeat/rate seconds. Detection happens
+ *   within heartbeat + heartbeat/rate seconds of the last byte: at heartbeat 2 and checks
+ *   every 0.4 s, within 2.4 s of a stall.
+ * - Node timers fire late when the event loop is blocked, and a blocked loop has not read
+ *   the socket either. A check that comes more than twice its interval (2 * heartbeat/rate)
+ *   after the previous one therefore leaves judgement to the next check instead of blaming
+ *   the broker for our own stall.
+ *
+ * On a timeout the socket is destroyed with the HeartbeatTimeout, so the connection really
+ * ends: the check throws it, and the `close` event reports the same error object. If
+ * amqplib's own (slower) check fires first, `close` reports a HeartbeatTimeout too.
+ */
+import type { ChannelModel } from 'amqplib';
+import { EventEmitter } from 'eventemitter3';
+import { ChannelError, ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
+import { AmqpChannel, type ChannelOwner } from './amqp-channel.js';
+import { type BrokerInfo, mapConnectionError, rethrowLater } from './amqp-errors.js';
+import type { TransportConnection, TransportConnectionEvents } from './transport.js';
+
+/** amqplib's connection internals used here (not in its typings). */
+interface ConnectionInternals {
+  /** The socket (a net.Socket or tls.TLSSocket). */
+  stream: NodeJS.ReadableStream & { destroy(error?: Error): void; destroyed: boolean };
+  /** Negotiated heartbeat, seconds (0 = off). */
+  heartbeat?: number;
+}
+
+export interface AmqpConnectionOptions {
+  broker: BrokerInfo;
+  /** Seconds `close()` waits for the broker's close-ok before destroying the socket. */
+  closeTimeout: number;
+}
+
+/**
+ * A TransportConnection over amqplib; made by the amqp transport's `connect()`.
+ *
+ * @example
+ * ```ts
+ * const conn = await amqpTransport.connect({ ...params, heartbeat: 10 }, signal);
+ * conn.on('close', (error) => error && console.warn('lost:', error.name, error.message));
+ * const timer = setInterval(() => conn.heartbeatCheck(2), 5_000); // heartbeat / rate
+ * ```
+ */
+export class AmqpConnection extends EventEmitter<TransportConnectionEvents> implements TransportConnection, ChannelOwner {
+  /** The amqplib ChannelModel (kombu's `conn.connection`). */
+  readonly raw: ChannelModel;
+  readonly closeTimeout: number;
+  /** Negotiated heartbeat, seconds (0 = off). */
+  readonly heartbeat: number;
+  readonly #broker: BrokerInfo;
+  readonly #internals: ConnectionInternals;
+  readonly #channels = new Set<AmqpChannel>();
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #closeError: KombuError | undefined;
+  readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
+  #lastReceived = performance.now();
+  #lastCheck = performance.now();
+  readonly #onData = (): void => {
+    this.#lastReceived = performance.now();
+  };
+
+  constructor(model: ChannelModel, options: AmqpConnectionOptions) {
+    super();
+    this.raw = model;
+    this.#broker = options.broker;
+    this.closeTimeout = options.closeTimeout;
+    this.#internals = model.connection as unknown as ConnectionInternals;
+    this.heartbeat = this.#internals.heartbeat ?? 0;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    // amqplib emits 'error' just before 'close' with the same error; 'close' is enough,
+    // but an 'error' without a listener would throw.
+    model.on('error', () => {});
+    model.on('close', (error?: unknown) => this.#finish(error));
+    model.on('blocked', (reason: string) => this.#emit('blocked', String(reason)));
+    model.on('unblocked', () => this.#emit('unblocked'));
+    this.#internals.stream.on('data', this.#onData);
+  }
+
+  /** Opens a channel (in confirm mode). Rejects with ConnectionError when the connection is gone. */
+  async createChannel(): Promise<AmqpChannel> {
+    this.#assertOpen('open a channel');
+    let ch;
+    try {
+      ch = await this.raw.createConfirmChannel();
+    } catch (error) {
+      if (this.#state !== 'open') throw this.#closedError('open a channel');
+      throw new ChannelError(`Could not open a channel on ${this.#broker.url}: ${String(error)}`, { cause: error });
+    }
+    const channel = new AmqpChannel(ch, this);
+    if (this.#state !== 'open') {
+      channel.connectionLost(this.#closeError);
+      throw this.#closedError('open a channel');
+    }
+    this.#channels.add(channel);
+    return channel;
+  }
+
+  /**
+   * Checks the broker is alive; amqplib sends our heartbeats. Throws HeartbeatTimeout when
+   * nothing arrived for more than the negotiated heartbeat (see the header comment).
+   */
+  heartbeatCheck(rate: number): void {
+    if (this.#state !== 'open' || this.heartbeat <= 0) return;
+    const now = performance.now();
+    const sinceCheck = now - this.#lastCheck;
+    this.#lastCheck = now;
+    const heartbeatMs = this.heartbeat * 1000;
+    // Called every heartbeat/rate s; twice that late means the event loop was blocked and
+    // has not read the socket either: judge at the next check instead.
+    const intervalMs = heartbeatMs / (Number.isFinite(rate) && rate >= 1 ? rate : 2);
+    if (sinceCheck > 2 * intervalMs) return;
+    const silentMs = now - this.#lastReceived;
+    if (silentMs <= heartbeatMs) return;
+    const error = new HeartbeatTimeout(
+      `No data from ${this.#broker.url} for ${(silentMs / 1000).toFixed(1)} s (heartbeat ${this.heartbeat} s): the broker is unreachable or hung`,
+    );
+    this.#destroy(error);
+    throw error;
+  }
+
+  /** Closes the connection (and its channels); no error follows in `close`. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#state === 'open') {
+      this.#state = 'closing';
+      try {
+        this.raw.close().catch(() => {}); // settled through the 'close' event instead
+      } catch {
+        // amqplib already closed: its 'close' event has been or will be emitted
+      }
+      const timer = setTimeout(
+        () => this.#destroy(new ConnectionClosed(`The broker at ${this.#broker.url} did not answer connection.close`)),
+        this.closeTimeout * 1000,
+      );
+      await this.#closed;
+      clearTimeout(timer);
+    }
+    await this.#closed;
+  }
+
+  /** @internal the channel ended; forget it. */
+  channelClosed(channel: AmqpChannel): void {
+    this.#channels.delete(channel);
+  }
+
+  /** Ends the connection now: amqplib sees a socket error and closes everything. */
+  #destroy(error: KombuError): void {
+    this.#internals.stream.destroy(error);
+    // Should amqplib never notice (a socket already torn down), settle anyway.
+    setImmediate(() => this.#finish(error));
+  }
+
+  #finish(error: unknown): void {
+    if (this.#state === 'closed') return;
+    const closedByUs = this.#state === 'closing';
+    this.#state = 'closed';
+    this.#internals.stream.removeListener('data', this.#onData);
+    const mapped = closedByUs ? undefined : mapConnectionError(error ?? new Error('Unexpected close'), this.#broker);
+    this.#closeError = mapped;
+    for (const channel of [...this.#channels]) channel.connectionLost(mapped);
+    this.#channels.clear();
+    this.#resolveClosed();
+    this.#emit('close', mapped);
+  }
+
+  #emit<E extends keyof TransportConnectionEvents>(event: E, ...args: Parameters<TransportConnectionEvents[E]>): void {
+    try {
+      (this.emit as (event: E, ...args: unknown[]) => boolean)(event, ...args);
+    } catch (error) {
+      rethrowLater(error);
+    }
+  }
+
+  #assertOpen(operation: string): void {
+    if (this.#state !== 'open') throw this.#closedError(operation);
+  }
+
+  #closedError(operation: string): ConnectionError {
+    const reason = this.#closeError;
+    if (!reason) return new ConnectionClosed(`The connection to ${this.#broker.url} is closed; cannot ${operation}`);
+    return new ConnectionError(`The connection to ${this.#broker.url} was lost (${reason.message}); cannot ${operation}`, {
+      cause: reason,
+      recoverable: reason.recoverable,
+      ...(reason.code === undefined ? {} : { code: reason.code }),
+    });
+  }
+}

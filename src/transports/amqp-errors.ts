@@ -1,0 +1,209 @@
+/**
+ * amqplib errors -> kombu-ts errors, at the transport's edge.
+ *
+ * amqplib reports failures as plain `Error`s. Broker closes carry `code` (the AMQP reply
+ * code) and, for channels, `classId`/`methodId`; socket failures carry Node's errno `code`.
+ * Some handshake failures carry nothing structured at all, only text: a refused login is
+ * "Handshake terminated by server: 403 (ACCESS-REFUSED) ...", and an unknown (or forbidden)
+ * vhost is "Expected ConnectionOpenOk; got <ConnectionClose ...>" because amqplib does not
+ * expect a close in reply to connection.open. Those texts are read here, and only here: what
+ * leaves this module is a typed error with structured fields, so nothing upstream reads
+ * messages.
+ *
+ * Recoverability follows py-amqp (what kombu itself runs on): an access refusal is never
+ * retried; 404 NOT_FOUND, 406 PRECONDITION_FAILED and 403 on a channel are irrecoverable
+ * channel errors (reopening the channel does not change the answer), 405 RESOURCE_LOCKED,
+ * 311 CONTENT_TOO_LARGE and 313 NO_CONSUMERS are recoverable; every connection-level
+ * failure other than an access refusal heals by reconnecting.
+ *
+ * No message built here contains a password: the broker is named by {@link BrokerInfo},
+ * which has none.
+ */
+import { AccessRefused, ChannelError, ConnectionError, HeartbeatTimeout, KombuError } from '../errors.js';
+
+/** How to name the broker in messages (never a password). */
+export interface BrokerInfo {
+  /** `amqp://user@host:port/vhost`, password-free. */
+  url: string;
+  userid: string;
+  vhost: string;
+}
+
+/** AMQP 0-9-1 reply codes, by number. */
+export const REPLY_CODES: Readonly<Record<number, string>> = {
+  200: 'REPLY_SUCCESS',
+  311: 'CONTENT_TOO_LARGE',
+  312: 'NO_ROUTE',
+  313: 'NO_CONSUMERS',
+  320: 'CONNECTION_FORCED',
+  402: 'INVALID_PATH',
+  403: 'ACCESS_REFUSED',
+  404: 'NOT_FOUND',
+  405: 'RESOURCE_LOCKED',
+  406: 'PRECONDITION_FAILED',
+  501: 'FRAME_ERROR',
+  502: 'SYNTAX_ERROR',
+  503: 'COMMAND_INVALID',
+  504: 'CHANNEL_ERROR',
+  505: 'UNEXPECTED_FRAME',
+  506: 'RESOURCE_ERROR',
+  530: 'NOT_ALLOWED',
+  540: 'NOT_IMPLEMENTED',
+  541: 'INTERNAL_ERROR',
+};
+
+const CLASSES: Record<number, [string, Record<number, string>]> = {
+  10: ['connection', { 10: 'start', 11: 'start-ok', 30: 'tune', 40: 'open', 50: 'close' }],
+  20: ['channel', { 10: 'open', 20: 'flow', 40: 'close' }],
+  40: ['exchange', { 10: 'declare', 20: 'delete', 30: 'bind', 40: 'unbind' }],
+  50: ['queue', { 10: 'declare', 20: 'bind', 30: 'purge', 40: 'delete', 50: 'unbind' }],
+  60: ['basic', { 10: 'qos', 20: 'consume', 30: 'cancel', 40: 'publish', 70: 'get', 80: 'ack', 90: 'reject', 110: 'recover', 120: 'nack' }],
+  85: ['confirm', { 10: 'select' }],
+  90: ['tx', { 10: 'select', 20: 'commit', 30: 'rollback' }],
+};
+
+/** `queue.declare` for (50, 10); undefined when unknown. */
+export function methodName(classId: number | undefined, methodId: number | undefined): string | undefined {
+  if (classId === undefined || methodId === undefined) return undefined;
+  const entry = CLASSES[classId];
+  const method = entry?.[1][methodId];
+  return entry && method ? `${entry[0]}.${method}` : undefined;
+}
+
+const CHANNEL_RECOVERABLE: Record<number, boolean> = { 311: true, 313: true, 405: true, 403: false, 404: false, 406: false };
+
+/** Certificate failures: retrying the same TLS handshake cannot succeed. */
+const TLS_FATAL = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+interface DriverErrorFields {
+  message: string;
+  code: unknown;
+  classId: unknown;
+  methodId: unknown;
+}
+
+function fields(error: unknown): DriverErrorFields {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
+  return {
+    message: typeof e['message'] === 'string' ? e['message'] : String(error),
+    code: e['code'],
+    classId: e['classId'],
+    methodId: e['methodId'],
+  };
+}
+
+/** The broker's own words from an amqplib close message (`... with message "NOT_FOUND - ..."`). */
+function brokerText(message: string): string {
+  const match = /with message "([\s\S]*)"\s*$/.exec(message);
+  return match?.[1] ?? message;
+}
+
+function replyLabel(code: number): string {
+  return `${code} ${REPLY_CODES[code] ?? 'UNKNOWN'}`;
+}
+
+function vhostRefused(broker: BrokerInfo, cause: unknown, code: number | undefined, text: string): AccessRefused {
+  return new AccessRefused(
+    `RabbitMQ refused access to vhost '${broker.vhost}' for user '${broker.userid}' on ${broker.url}` +
+      ` (the vhost does not exist or the user has no permission on it)${text ? `: ${text}` : ''}`,
+    // The refusal answers connection.open (10, 40).
+    { cause, ...(code === undefined ? {} : { code }), classId: 10, methodId: 40 },
+  );
+}
+
+/** Maps a failure while opening the connection (TCP, TLS, AMQP handshake). */
+export function mapOpenError(error: unknown, broker: BrokerInfo): KombuError {
+  if (error instanceof KombuError) return error;
+  const { message, code } = fields(error);
+  const terminated = /^Handshake terminated by server: (\d+)/.exec(message);
+  if (terminated) {
+    const reply = Number(terminated[1]);
+    const text = brokerText(message);
+    if (reply === 403) {
+      return new AccessRefused(
+        `RabbitMQ refused the login of user '${broker.userid}' on ${broker.url} (${replyLabel(reply)}): ${text}`,
+        { cause: error, code: reply, classId: 10, methodId: 11 },
+      );
+    }
+    if (reply === 530 || reply === 402) return vhostRefused(broker, error, reply, text);
+    return new ConnectionError(`RabbitMQ ended the handshake on ${broker.url} (${replyLabel(reply)}): ${text}`, { cause: error, code: reply });
+  }
+  if (message.startsWith('Expected ConnectionOpenOk; got <ConnectionClose')) return vhostRefused(broker, error, undefined, '');
+  if (message.startsWith('SASL mechanism')) {
+    return new AccessRefused(`${message} (${broker.url}); choose another loginMethod`, { cause: error });
+  }
+  if (typeof code === 'string' && TLS_FATAL.has(code)) {
+    return new ConnectionError(`TLS handshake with ${broker.url} failed (${code}): ${message}`, { cause: error, code, recoverable: false });
+  }
+  if (typeof code === 'string') {
+    return new ConnectionError(`Could not connect to ${broker.url}: ${message}`, { cause: error, code });
+  }
+  if (error instanceof TypeError) {
+    return new ConnectionError(`Invalid connection option for ${broker.url}: ${message}`, { cause: error, recoverable: false });
+  }
+  // "Socket closed abruptly during opening handshake" lands here: recoverable, because a
+  // broker restarting (or a cut link) looks exactly the same. A wrong password does not:
+  // amqplib asks for authentication_failure_close, so RabbitMQ says 403 before closing.
+  return new ConnectionError(`Could not open the AMQP connection to ${broker.url}: ${message}`, { cause: error });
+}
+
+/** Maps the error of an open connection that was lost (amqplib's connection `close` event). */
+export function mapConnectionError(error: unknown, broker: BrokerInfo): KombuError {
+  if (error instanceof KombuError) return error;
+  const { message, code } = fields(error);
+  if (message === 'Heartbeat timeout') {
+    return new HeartbeatTimeout(`No heartbeat from ${broker.url} for two heartbeat intervals (amqplib's check)`, { cause: error });
+  }
+  if (typeof code === 'number') {
+    const text = brokerText(message);
+    if (code === 403 || code === 402 || code === 530) {
+      return new AccessRefused(`RabbitMQ closed the connection to ${broker.url} (${replyLabel(code)}): ${text}`, { cause: error, code });
+    }
+    return new ConnectionError(`RabbitMQ closed the connection to ${broker.url} (${replyLabel(code)}): ${text}`, { cause: error, code });
+  }
+  if (typeof code === 'string') {
+    return new ConnectionError(`Connection to ${broker.url} lost: ${message}`, { cause: error, code });
+  }
+  if (message === 'Unexpected close') {
+    return new ConnectionError(`Connection to ${broker.url} lost: the broker closed the socket`, { cause: error });
+  }
+  return new ConnectionError(`Connection to ${broker.url} lost: ${message}`, { cause: error });
+}
+
+/**
+ * Maps a broker's channel close (amqplib errors with a numeric `code`) to a ChannelError;
+ * undefined when `error` carries no reply code (it is then about the channel's end, not its
+ * cause, and the caller reports the channel's close reason instead).
+ */
+export function mapChannelError(error: unknown, channelId: number): ChannelError | undefined {
+  if (error instanceof ChannelError) return error;
+  const { message, code, classId, methodId } = fields(error);
+  if (typeof code !== 'number') return undefined;
+  const cls = typeof classId === 'number' && classId !== 0 ? classId : undefined;
+  const method = typeof methodId === 'number' && cls !== undefined ? methodId : undefined;
+  const name = methodName(cls, method);
+  return new ChannelError(
+    `Channel ${channelId} closed by the broker (${replyLabel(code)}${name ? `, on ${name}` : ''}): ${brokerText(message)}`,
+    {
+      cause: error,
+      code,
+      ...(cls === undefined ? {} : { classId: cls }),
+      ...(method === undefined ? {} : { methodId: method }),
+      recoverable: CHANNEL_RECOVERABLE[code] ?? true,
+    },
+  );
+}
+
+/**
+ * Surfaces an exception thrown by a user callback (consumer, event listener) without letting
+ * it unwind through amqplib's frame parser, which would corrupt the connection's state: it
+ * is rethrown on its own turn of the event loop, as an uncaught exception.
+ */
+export function rethrowLater(error: unknown): void {
+  setImmediate(() => {
+    throw error;
+  });
+}

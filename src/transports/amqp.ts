@@ -1,0 +1,230 @@
+/**
+ * The AMQP 0-9-1 transport (RabbitMQ), over amqplib.
+ *
+ * amqplib is an optional dependency: it is imported when the first connection opens, and
+ * its absence is a DriverMissingError, not a crash at import time. amqplib's own reconnection
+ * ("recovery") is never enabled: the connection machine owns every reconnect.
+ *
+ * Opening a connection: the options go to amqplib as an object, never as a URL, so user
+ * names, passwords and vhosts with reserved characters pass untouched. The socket carries an
+ * AbortSignal that both `connectTimeout` and the caller's `signal` trigger, so an abandoned
+ * attempt destroys its half-open socket instead of leaving it to finish the handshake.
+ */
+import type * as Amqplib from 'amqplib';
+import {
+  ChannelError, ConfigurationError, ConnectionClosed, ConnectionError, ConnectTimeout, DriverMissingError, KombuError,
+} from '../errors.js';
+import { AmqpConnection } from './amqp-connection.js';
+import { type BrokerInfo, mapOpenError } from './amqp-errors.js';
+import type { ConnectParams, Transport } from './transport.js';
+
+export { AmqpChannel } from './amqp-channel.js';
+export { AmqpConnection } from './amqp-connection.js';
+
+/** The parts of amqplib the transport uses. */
+export type AmqplibModule = Pick<typeof Amqplib, 'connect' | 'credentials'>;
+
+export interface AmqpTransportOptions {
+  /** `amqp` or `amqps`. */
+  name: string;
+  defaultPort: number;
+  /** Always use TLS (amqps), whatever `ssl` says. */
+  tls: boolean;
+  /** Loads amqplib; tests replace it. */
+  load?: () => Promise<AmqplibModule>;
+}
+
+/** Seconds `close()` waits for close-ok before destroying the socket (transportOptions.closeTimeout). */
+const DEFAULT_CLOSE_TIMEOUT = 5;
+
+async function loadAmqplib(): Promise<AmqplibModule> {
+  const mod = (await import('amqplib')) as unknown as AmqplibModule & { default?: AmqplibModule };
+  return mod.default ?? mod;
+}
+
+function isModuleNotFound(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
+}
+
+function hostPort(hostname: string, port: number): string {
+  return `${hostname.includes(':') ? `[${hostname}]` : hostname}:${port}`;
+}
+
+function credentialsFor(amqp: AmqplibModule, loginMethod: string | undefined, userid: string, password: string) {
+  switch ((loginMethod ?? 'PLAIN').toUpperCase()) {
+    case 'PLAIN':
+      return amqp.credentials.plain(userid, password);
+    case 'AMQPLAIN':
+      return amqp.credentials.amqplain(userid, password);
+    case 'EXTERNAL':
+      return amqp.credentials.external();
+    default:
+      throw new ConfigurationError(`Unsupported loginMethod '${loginMethod}': use PLAIN, AMQPLAIN or EXTERNAL`);
+  }
+}
+
+function numberOption(options: Readonly<Record<string, unknown>>, key: string): number | undefined {
+  const value = options[key];
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** `promise`, or a rejection with `signal`'s reason if it aborts first. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+async function connect(options: AmqpTransportOptions, params: ConnectParams, signal: AbortSignal): Promise<AmqpConnection> {
+  let amqp: AmqplibModule;
+  try {
+    amqp = await (options.load ?? loadAmqplib)();
+  } catch (error) {
+    if (isModuleNotFound(error)) {
+      throw new DriverMissingError('The amqp transport needs amqplib: npm install amqplib', { cause: error });
+    }
+    throw error;
+  }
+
+  const port = params.port ?? options.defaultPort;
+  const userid = params.userid ?? 'guest';
+  const vhost = params.virtualHost || '/';
+  const useTls = options.tls || params.ssl !== false;
+  const scheme = useTls ? 'amqps' : 'amqp';
+  const broker: BrokerInfo = {
+    url: `${scheme}://${encodeURIComponent(userid)}@${hostPort(params.hostname, port)}/${vhost === '/' ? '' : encodeURIComponent(vhost)}`,
+    userid,
+    vhost,
+  };
+  const aborted = (): KombuError =>
+    signal.reason instanceof KombuError ? signal.reason : new ConnectionClosed(`The connection attempt to ${broker.url} was aborted`, { cause: signal.reason });
+  if (signal.aborted) throw aborted();
+
+  const transportOptions = params.transportOptions;
+  // AMQP negotiates whole seconds; a fraction rounds up (never down to 0, which means off).
+  const heartbeat = params.heartbeat > 0 ? Math.ceil(params.heartbeat) : 0;
+  const frameMax = numberOption(transportOptions, 'frameMax');
+  const channelMax = numberOption(transportOptions, 'channelMax');
+  const connectOptions: Amqplib.Options.Connect = {
+    protocol: scheme,
+    hostname: params.hostname,
+    port,
+    // amqplib percent-decodes the vhost it is given; encode '%' so it arrives as written.
+    vhost: vhost.replace(/%/g, '%25'),
+    heartbeat,
+    ...(frameMax === undefined ? {} : { frameMax }),
+    ...(channelMax === undefined ? {} : { channelMax }),
+  };
+
+  const extraProperties = transportOptions['clientProperties'];
+  const socketOptions: Amqplib.SocketOptions = {
+    ...(typeof params.ssl === 'object' ? params.ssl : {}),
+    noDelay: true,
+    credentials: credentialsFor(amqp, params.loginMethod, userid, params.password ?? 'guest'),
+    clientProperties: {
+      ...(typeof extraProperties === 'object' && extraProperties !== null ? extraProperties : {}),
+      product: 'kombu-ts',
+      connection_name: params.connectionName,
+    },
+  };
+
+  // One signal for the socket: the caller's abort and connectTimeout both fire it.
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(aborted());
+  signal.addEventListener('abort', onAbort, { once: true });
+  const timeoutMs = params.connectTimeout > 0 && Number.isFinite(params.connectTimeout) ? params.connectTimeout * 1000 : undefined;
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+    controller.abort(new ConnectTimeout(`Timed out after ${params.connectTimeout} s connecting to ${broker.url}`));
+  }, timeoutMs);
+
+  // net.Socket and tls.TLSSocket destroy themselves when `signal` aborts.
+  const attempt = amqp.connect(connectOptions, { ...socketOptions, signal: controller.signal } as Amqplib.SocketOptions);
+  try {
+    const model = await raceAbort(attempt, controller.signal);
+    if (controller.signal.aborted) {
+      await model.close().catch(() => {});
+      throw controller.signal.reason;
+    }
+    const closeTimeout = numberOption(transportOptions, 'closeTimeout') ?? DEFAULT_CLOSE_TIMEOUT;
+    return new AmqpConnection(model, { broker, closeTimeout });
+  } catch (error) {
+    // Lost the race to an abort: close whatever amqplib still manages to open.
+    attempt.then((model) => model.close().catch(() => {}), () => {});
+    if (controller.signal.aborted && controller.signal.reason instanceof KombuError) throw controller.signal.reason;
+    throw mapOpenError(error, broker);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Makes an AMQP transport. `amqpTransport` and `amqpsTransport` are the two everybody uses;
+ * this factory exists for custom names and for tests (a replaced `load`).
+ *
+ * @example
+ * ```ts
+ * const transport = createAmqpTransport({ name: 'amqp', defaultPort: 5672, tls: false });
+ * const conn = await transport.connect(params, AbortSignal.timeout(10_000));
+ * ```
+ */
+export function createAmqpTransport(options: AmqpTransportOptions): Transport {
+  return {
+    name: options.name,
+    defaultPort: options.defaultPort,
+    capabilities: {
+      exchangeTypes: ['direct', 'topic', 'fanout', 'headers'],
+      priorities: true,
+      heartbeats: true,
+      confirms: true,
+    },
+    connectionErrors: [ConnectionError],
+    channelErrors: [ChannelError],
+    // Class-level, as kombu has it; AccessRefused and ConnectionClosed are ConnectionErrors
+    // too but carry `recoverable: false`, which is what `isRecoverable()` reads.
+    recoverableConnectionErrors: [ConnectionError],
+    connect: (params, signal) => connect(options, params, signal),
+  };
+}
+
+/**
+ * The `amqp://` transport: RabbitMQ (or any AMQP 0-9-1 broker) over amqplib, port 5672.
+ * TLS when `ssl` is true or an options object.
+ *
+ * @example
+ * ```ts
+ * const conn = await amqpTransport.connect({
+ *   hostname: '127.0.0.1', port: undefined, userid: 'guest', password: 'guest', virtualHost: '/',
+ *   ssl: false, connectTimeout: 4, heartbeat: 10, loginMethod: undefined, transportOptions: {},
+ *   connectionName: 'billing-worker',
+ * }, new AbortController().signal);
+ * const channel = await conn.createChannel();
+ * await channel.publish(Buffer.from('hi'), { contentType: 'text/plain' }, '', 'tasks', { confirm: true });
+ * await conn.close();
+ * ```
+ */
+export const amqpTransport: Transport = createAmqpTransport({ name: 'amqp', defaultPort: 5672, tls: false });
+
+/**
+ * The `amqps://` transport: AMQP over TLS, port 5671. `ssl` options (ca, cert, key,
+ * servername, rejectUnauthorized...) go to `tls.connect`.
+ *
+ * @example
+ * ```ts
+ * const conn = await amqpsTransport.connect({ ...params, ssl: { ca: [caPem] } }, signal);
+ * ```
+ */
+export const amqpsTransport: Transport = createAmqpTransport({ name: 'amqps', defaultPort: 5671, tls: true });

@@ -1,0 +1,85 @@
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { ChannelModel } from 'amqplib';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { HeartbeatTimeout, type KombuError } from '../../../src/errors.js';
+import { AmqpConnection } from '../../../src/transports/amqp-connection.js';
+
+/** A stand-in for amqplib's ChannelModel: an emitter whose `connection.stream` is a socket-like stream. */
+function fakeModel(heartbeat: number) {
+  const stream = new PassThrough();
+  const model = Object.assign(new EventEmitter(), {
+    connection: { stream, heartbeat },
+    close: vi.fn(async () => {}),
+  });
+  // amqplib reports a destroyed socket as a connection close with the socket's error
+  stream.on('error', (error) => model.emit('close', error));
+  stream.on('readable', () => stream.read()); // amqplib reads in paused mode
+  return { model, stream };
+}
+
+describe('AmqpConnection.heartbeatCheck', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'setImmediate', 'performance'] });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function connection(heartbeat = 2) {
+    const { model, stream } = fakeModel(heartbeat);
+    const conn = new AmqpConnection(model as unknown as ChannelModel, {
+      broker: { url: 'amqp://guest@h:5672/', userid: 'guest', vhost: '/' },
+      closeTimeout: 1,
+    });
+    return { conn, stream };
+  }
+
+  it('passes while bytes keep arriving', async () => {
+    const { conn, stream } = connection();
+    for (let i = 0; i < 20; i++) {
+      await vi.advanceTimersByTimeAsync(400);
+      if (i % 4 === 0) stream.write(Buffer.from([8])); // a heartbeat frame every 1.6 s
+      conn.heartbeatCheck(5);
+    }
+  });
+
+  it('throws HeartbeatTimeout after more than one heartbeat of silence, once, and reports it through close', async () => {
+    const { conn, stream } = connection();
+    const closed = new Promise<KombuError | undefined>((resolve) => conn.once('close', resolve));
+    const checks: unknown[] = [];
+    for (let i = 0; i < 8; i++) {
+      await vi.advanceTimersByTimeAsync(400);
+      try {
+        conn.heartbeatCheck(5);
+        checks.push('ok');
+      } catch (error) {
+        checks.push(error);
+      }
+    }
+    // 0.4 .. 2.0 s pass; 2.4 s throws; then the connection is gone and checks are no-ops
+    expect(checks.slice(0, 5)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok']);
+    expect(checks[5]).toBeInstanceOf(HeartbeatTimeout);
+    expect(checks.slice(6)).toEqual(['ok', 'ok']);
+    expect(await closed).toBe(checks[5]);
+    expect(stream.destroyed).toBe(true);
+  });
+
+  it('does not blame the broker for a blocked event loop', async () => {
+    const { conn } = connection();
+    await vi.advanceTimersByTimeAsync(400);
+    conn.heartbeatCheck(5);
+    // the loop was blocked for 3 s: the check comes late and bytes may be unread
+    vi.advanceTimersByTime(3000);
+    expect(() => conn.heartbeatCheck(5)).not.toThrow();
+    // still silent at the next regular check: now it is the broker
+    vi.advanceTimersByTime(400);
+    expect(() => conn.heartbeatCheck(5)).toThrow(HeartbeatTimeout);
+  });
+
+  it('is a no-op with heartbeats off', async () => {
+    const { conn } = connection(0);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(() => conn.heartbeatCheck(2)).not.toThrow();
+  });
+});
