@@ -6,8 +6,9 @@
  *
  * `recovering` reopens the channel and restores what was declared through it (exchanges,
  * queues, bindings, qos, consumers): that work is `openChannel` with `recover: true`,
- * supplied by src/channel.ts. A failed reopen waits (`retrying`, growing from 0.1 s to 5 s)
- * and tries again unless the error is irrecoverable. The connection tells its channels
+ * supplied by src/channel.ts. Any channel error leads there. A failed reopen waits
+ * (`retrying`, growing from 0.1 s to 5 s) and tries again unless its error is irrecoverable
+ * (the restore itself was refused, or the connection closed for good). The connection tells its channels
  * `connection.lost`, `connection.restored` and `connection.closed`; the last ends them.
  *
  * Messages never pass through this machine: publish, deliver and ack go straight to the
@@ -59,6 +60,8 @@ export const channelMachine = setup({
     opened: assign(({ context }) => ({ attempts: 0, recoveries: context.recoveries + (context.lastError ? 1 : 0), lastError: undefined })),
     /** Drops the broken transport channel (nothing graceful is possible). */
     abandonChannel: () => undefined,
+    /** Tells the owning connection, which stops this actor and forgets the channel. */
+    notifyClosed: sendParent(({ context }) => ({ type: 'channel.closed' as const, channelId: context.channelId })),
   },
   guards: {
     irrecoverable: ({ event }) => !summarizeError('error' in event ? event.error : undefined).recoverable,
@@ -91,10 +94,9 @@ export const channelMachine = setup({
     open: {
       invoke: { id: 'watch', src: 'watchChannel', input: ({ context }) => ({ channelId: context.channelId }) },
       on: {
-        'channel.lost': [
-          { guard: 'irrecoverable', target: 'closed', actions: ['abandonChannel', assign({ lastError: ({ event }) => event.error })] },
-          { target: 'recovering', actions: ['abandonChannel', assign({ lastError: ({ event }) => event.error })] },
-        ],
+        // Any channel error reopens the channel: `recoverable` on a ChannelError says whether
+        // retrying the failed *operation* can help (a 404 cannot), not whether the channel can.
+        'channel.lost': { target: 'recovering', actions: ['abandonChannel', assign({ lastError: ({ event }) => event.error })] },
         'connection.lost': { target: 'suspended', actions: 'abandonChannel' },
       },
     },
@@ -130,7 +132,7 @@ export const channelMachine = setup({
     },
     closed: {
       type: 'final',
-      entry: sendParent(({ context }) => ({ type: 'channel.closed' as const, channelId: context.channelId })),
+      entry: 'notifyClosed',
     },
   },
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { createActor, fromCallback, fromPromise, SimulatedClock, type AnyStateNode } from 'xstate';
-import { TestModel } from 'xstate/graph';
+import { createActor, fromCallback, fromPromise, SimulatedClock } from 'xstate';
 import { connectionMachine, type ConnectionEvent, type ErrorSummary } from '../../../machines/index.js';
+import { definedTransitions, plan, type Ev } from './model.js';
 
 const recoverable: ErrorSummary = { name: 'ConnectionError', message: 'refused', code: 'ECONNREFUSED', recoverable: true };
 const fatal: ErrorSummary = { name: 'AccessRefused', message: 'bad credentials', code: 403, recoverable: false };
@@ -12,9 +12,6 @@ const input = {
   autoReconnect: true,
   schedule: { maxRetries: 3, intervalStart: 1, intervalStep: 1, intervalMax: 2 },
 };
-
-type Ev = { type: string; [key: string]: unknown };
-type Edge = { event: Ev; state: { value: unknown; context: unknown } };
 
 /** The events the model may take; actor-completion events stand in for the invoked actors. */
 const events = (allowFatal: boolean): Ev[] => [
@@ -36,67 +33,13 @@ const events = (allowFatal: boolean): Ev[] => [
   { type: 'channel.closed', channelId: 1 },
 ];
 
-/** Every transition the machine defines, keyed by "state path / event / candidate index". */
-function definedTransitions(): Map<unknown, string> {
-  const all = new Map<unknown, string>();
-  const visit = (node: AnyStateNode): void => {
-    for (const [eventType, candidates] of node.transitions) {
-      candidates.forEach((t, i) => all.set(t, `${node.id} / ${eventType} / #${i}`));
-    }
-    for (const child of Object.values(node.states)) visit(child);
-  };
-  visit(connectionMachine.root);
-  return all;
-}
-
 // The state key leaves out what only self-loops change (channels, blocked): those edges are
 // covered by the adjacency pass below, and keeping them in the key multiplies simple paths.
 const serializeState = (s: { value: unknown; context: { retries: number; autoReconnect: boolean } }): string =>
   JSON.stringify([s.value, s.context.retries, s.context.autoReconnect]);
 
-type Path = { steps: { event: Ev; state: { value: unknown; context: unknown } }[] };
-
-/**
- * The paths to replay: every simple path, plus (shortest path to a state + one edge) for every
- * edge of the adjacency map, so that self-loops are replayed too. Also returns the transitions
- * those edges take, for the coverage check.
- */
-function plan(autoReconnect: boolean): { paths: Path[]; taken: Set<unknown> } {
-  const model = new TestModel(connectionMachine, {
-    events: events(true) as ConnectionEvent[],
-    input: { ...input, autoReconnect },
-    serializeState: serializeState as never,
-    // A finished actor takes no event (the pure transition function would still compute one).
-    filterEvents: (snapshot) => snapshot.status !== 'done',
-  });
-  const simple = model.getSimplePaths() as unknown as Path[];
-  // Shortest path to every vertex, by breadth-first search over the adjacency map (xstate's
-  // getShortestPaths drops paths that are prefixes of others).
-  const adjacency = Object.values(model.getAdjacencyMap());
-  const byKey = new Map(adjacency.map((v) => [serializeState(v.state as never), v]));
-  const shortest = new Map<string, Path>([[serializeState(adjacency[0]!.state as never), { steps: [] }]]);
-  const queue = [serializeState(adjacency[0]!.state as never)];
-  while (queue.length > 0) {
-    const key = queue.shift()!;
-    for (const { event, state } of Object.values(byKey.get(key)?.transitions ?? {}) as Edge[]) {
-      const next = serializeState(state as never);
-      if (shortest.has(next)) continue;
-      shortest.set(next, { steps: [...shortest.get(key)!.steps, { event, state: state as never }] });
-      queue.push(next);
-    }
-  }
-  const taken = new Set<unknown>();
-  const edges: Path[] = [];
-  for (const vertex of adjacency) {
-    const base = shortest.get(serializeState(vertex.state as never));
-    if (!base) throw new Error(`no path to ${serializeState(vertex.state as never)}`);
-    for (const { event, state } of Object.values(vertex.transitions) as Edge[]) {
-      for (const t of connectionMachine.getTransitionData(vertex.state as never, event as never)) taken.add(t);
-      edges.push({ steps: [...base.steps, { event, state: state as never }] });
-    }
-  }
-  return { paths: [...simple, ...edges], taken };
-}
+const machinePlan = (autoReconnect: boolean) =>
+  plan(connectionMachine, { events: events(true), input: { ...input, autoReconnect }, serializeState: serializeState as never });
 
 /** A live actor whose invoked actors the test settles by hand, on a simulated clock. */
 function liveActor(autoReconnect: boolean) {
@@ -144,8 +87,8 @@ function liveActor(autoReconnect: boolean) {
 
 describe('connection machine (model-based)', () => {
   it('the replayed paths cover every transition the machine defines', () => {
-    const defined = definedTransitions();
-    const covered = new Set<unknown>([...plan(true).taken, ...plan(false).taken]);
+    const defined = definedTransitions(connectionMachine);
+    const covered = new Set<unknown>([...machinePlan(true).taken, ...machinePlan(false).taken]);
     const missing = [...defined].filter(([t]) => !covered.has(t)).map(([, name]) => name);
     expect(missing).toEqual([]);
     expect(defined.size).toBeGreaterThan(20);
@@ -153,7 +96,7 @@ describe('connection machine (model-based)', () => {
 
   for (const autoReconnect of [true, false]) {
     it(`replays every simple path on a live actor (autoReconnect ${autoReconnect})`, async () => {
-      const { paths } = plan(autoReconnect);
+      const { paths } = machinePlan(autoReconnect);
       expect(paths.length).toBeGreaterThan(20);
       for (const path of paths) {
         const { actor, run } = liveActor(autoReconnect);
