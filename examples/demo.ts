@@ -9,7 +9,7 @@
  * flowing. On a real broker it runs the same traffic; cut the connection yourself
  * (`rabbitmqctl close_all_connections demo`) while it waits, to watch it heal.
  */
-import { Connection, type StateChange } from '../src/index.js';
+import { Connection, Queue, type StateChange } from '../src/index.js';
 import { getMemoryBroker } from '../src/transports/memory.js';
 
 const url = process.env.BROKER_URL ?? 'memory://primary;memory://standby';
@@ -31,19 +31,25 @@ if (onMemory) getMemoryBroker('primary').refuseConnections = true;
 await conn.ensureConnection({ maxRetries: 5 });
 const channel = await conn.channel();
 channel.on('recovered', ({ epoch }) => log(`channel recovered (epoch ${epoch}): queue re-declared, consumer resumed`));
-const queue = `demo-${process.pid}`;
-await channel.declareQueue({ name: queue, durable: false, exclusive: false, autoDelete: true, arguments: {}, passive: false });
+const queue = new Queue(`demo-${process.pid}`, { durable: false, autoDelete: true });
 
 let received = 0;
-await channel.consume(queue, { consumerTag: '', noAck: false }, (message, epoch) => {
-  received += 1;
-  log(`consumed ${message.body.toString()}`);
-  channel.ack(message.deliveryInfo.deliveryTag, false, epoch);
+const consumer = conn.Consumer([queue], {
+  channel,
+  callbacks: [
+    (body, message) => {
+      received += 1;
+      log(`consumed ${JSON.stringify(body)}${message.redelivered ? ' (redelivered)' : ''}`);
+      message.ack();
+    },
+  ],
 });
+consumer.on('error', (error) => log(`consumer error: ${error.message}`));
+await consumer.consume();
 
-const publish = async (n: number): Promise<void> => {
-  await channel.publish(Buffer.from(`message ${n}`), { contentType: 'text/plain' }, '', queue);
-};
+const producer = conn.Producer({ channel, routingKey: queue.name, compression: 'zlib' });
+// While the channel is down, a publish waits (bounded) and goes out after the reconnect.
+const publish = (n: number): Promise<void> => producer.publish({ message: n });
 
 await publish(1);
 await publish(2);
@@ -61,7 +67,8 @@ await publish(4);
 
 for (let i = 0; i < 50 && received < 4; i++) await sleep(20);
 log(`received ${received} of 4 messages; connection ${conn.state} to ${conn.asUri()}`);
-await channel.deleteQueue(queue).catch(() => undefined);
+await consumer.cancel();
+await channel.deleteQueue(queue.name).catch(() => undefined);
 await conn.close();
 log(`closed: ${conn.state}`);
 process.exitCode = received === 4 ? 0 : 1;

@@ -10,11 +10,15 @@
  * Each transport channel the facade opens is an `epoch`: delivery tags belong to one epoch, and
  * an ack for a message of an earlier epoch is dropped (the broker already requeued it when that
  * channel died; acking its tag on the new channel would be a protocol error).
+ *
+ * A publish made while the channel is down waits for it (`whenWritable`): at most `maxBuffered`
+ * such publishes per channel and for at most `timeout` seconds, so that an outage cannot grow
+ * memory without bound (Producer passes `maxBufferedMessages` and `publishTimeout`).
  */
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
 import type { channelMachine, ErrorSummary } from '../machines/index.js';
-import { ChannelError, ConnectionClosed, IllegalStateError, KombuError } from './errors.js';
+import { ChannelError, ConnectionClosed, IllegalStateError, KombuError, LimitExceeded, TimeoutError } from './errors.js';
 import type {
   ConsumeOptions,
   ExchangeDeclaration,
@@ -60,6 +64,14 @@ export interface ChannelEvents {
   error: (error: KombuError) => void;
 }
 
+/** Options of {@link Channel.publish}: the transport's, plus the bounds of waiting while the channel is down. */
+export interface ChannelPublishOptions extends PublishOptions {
+  /** While the channel is down, at most this many publishes wait for it; one more rejects with `LimitExceeded`. */
+  maxBuffered?: number | undefined;
+  /** Seconds a publish may wait for the channel to come back before rejecting with `TimeoutError`. */
+  timeout?: number | undefined;
+}
+
 const key = (...parts: unknown[]): string => JSON.stringify(parts);
 
 /**
@@ -88,6 +100,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #qos: [number, number | undefined, boolean | undefined] | undefined;
   #consumers = new Map<string, ConsumerRecord>();
   #state: ChannelState = 'opening';
+  #buffered = 0;
 
   /** @internal Created by Connection. */
   constructor(channelId: number, host: ChannelHost) {
@@ -301,10 +314,64 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return (await this.#live()).purgeQueue(this.#renamed.get(name) ?? name);
   }
 
-  /** Publishes raw bytes; resolves when the transport took (or confirmed) the message. */
-  async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options?: PublishOptions): Promise<void> {
-    const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenOpen();
-    return channel.publish(body, properties, exchange, routingKey, options);
+  /** Publishes waiting for this channel to come back (see {@link whenWritable}). */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /**
+   * Resolves with the open transport channel. While the channel is down (reconnecting), the
+   * caller waits as one of at most `maxBuffered` buffered publishes, for at most `timeout`
+   * seconds: beyond either it rejects with `LimitExceeded` / `TimeoutError`. Waiters are
+   * released in order when the channel reopens (after its declarations are restored).
+   */
+  whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined } = {}): Promise<TransportChannel> {
+    if (this.#state === 'open' && this.#current?.isOpen) return Promise.resolve(this.#current);
+    if (this.#state === 'closed' || this.#state === 'closing') {
+      return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
+    }
+    const { maxBuffered, timeout } = options;
+    if (maxBuffered !== undefined && this.#buffered >= maxBuffered) {
+      return Promise.reject(
+        new LimitExceeded(`Publish buffer full: ${this.#buffered} messages already wait for channel ${this.channelId} to reconnect (maxBufferedMessages is ${maxBuffered}).`),
+      );
+    }
+    this.#buffered += 1;
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer) clearTimeout(timer);
+        this.#buffered -= 1;
+      };
+      const waiter = {
+        resolve: (channel: TransportChannel): void => {
+          done();
+          resolve(channel);
+        },
+        reject: (error: Error): void => {
+          done();
+          reject(error);
+        },
+      };
+      this.#waiters.add(waiter);
+      if (timeout !== undefined) {
+        timer = setTimeout(() => {
+          this.#waiters.delete(waiter);
+          done();
+          reject(new TimeoutError(`Publish timed out after ${timeout} s waiting for channel ${this.channelId} to reconnect (publishTimeout).`));
+        }, timeout * 1000);
+      }
+    });
+  }
+
+  /**
+   * Publishes raw bytes; resolves when the transport took (or confirmed) the message. While the
+   * channel is down the publish waits for it, bounded by `maxBuffered` and `timeout`.
+   */
+  async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions = {}): Promise<void> {
+    const { maxBuffered, timeout, ...transportOptions } = options;
+    const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenWritable({ maxBuffered, timeout });
+    return channel.publish(body, properties, exchange, routingKey, transportOptions);
   }
 
   async get(queue: string, options: { noAck: boolean }): Promise<{ message: RawMessage; epoch: number } | undefined> {

@@ -45,6 +45,10 @@ export interface ConnectionOptions {
   connectionName?: string;
   /** XState inspection observer: sees the connection, heartbeat and channel actors. */
   inspect?: ActorOptions<AnyActorLogic>['inspect'];
+  /** Publishes that may wait per channel while reconnecting (default 10000); more reject with `LimitExceeded`. */
+  maxBufferedMessages?: number;
+  /** Seconds a publish may wait for a reconnect before rejecting with `TimeoutError` (default: no limit). */
+  publishTimeout?: number;
 }
 
 /** One broker to try, with everything needed to connect (password included: never log it). */

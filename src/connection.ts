@@ -11,6 +11,12 @@ import { EventEmitter } from 'eventemitter3';
 import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
 import { connectionMachine, heartbeatMachine, channelMachine, summarizeError, type ChannelEvent, type ErrorSummary } from '../machines/index.js';
 import { Channel } from './channel.js';
+import { DeclarationCache, registerChannel } from './common.js';
+import { Consumer, Producer, type ConsumerOptions, type ProducerOptions } from './messaging.js';
+import type { Queue } from './queue.js';
+import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
+import { ChannelPool, ConnectionPool } from './connection-pool.js';
+import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, isRecoverable, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
@@ -89,6 +95,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #undrained = 0;
   #state: ConnectionState = 'idle';
   #closed = false;
+  /** Entities declared on this connection (kombu's `declared_entities`); cleared on disconnect and reconnect. */
+  readonly declaredEntities = new DeclarationCache();
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
   releaseHook: ((connection: Connection) => Promise<void>) | undefined;
 
@@ -274,6 +282,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const host = this.#hosts[context.hostIndex] ?? '';
     const error = context.lastError;
     this.emit('state', { from, to, host, attempt: context.attempt, error });
+    if (to === 'connected' || from === 'connected') this.declaredEntities.clear();
     if (to === 'connected') this.emit('connected', { host, attempt: context.attempt });
     if (from === 'connected') this.emit('disconnected', { host: this.#hosts[context.hostIndex] ?? '', error });
     if (to === 'backoff') this.emit('backoff', { delay: context.delay, host, attempt: context.attempt, error });
@@ -443,6 +452,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       forgetChannel: (id) => this.#channels.delete(id),
     });
     this.#channels.set(channelId, channel);
+    registerChannel(channel, this);
     this.#actor.send({ type: 'channel.open', channelId });
     const actor = this.#actor.getSnapshot().children[`channel-${channelId}`];
     if (!actor) {
@@ -548,6 +558,34 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.close();
   }
 
+  /**
+   * A pool of connections like this one (kombu's `Pool`): `limit` members at most (0 = none),
+   * `preload` of them created and connected up front.
+   *
+   * @example
+   * ```ts
+   * const pool = conn.Pool({ limit: 5 });
+   * await pool.use(async (c) => (await c.channel()).publish(Buffer.from('hi'), {}, '', 'tasks'));
+   * ```
+   */
+  Pool(options: PoolOptions = {}): ConnectionPool {
+    return new ConnectionPool(this, options);
+  }
+
+  /**
+   * A pool of channels of this connection (kombu's `ChannelPool`).
+   *
+   * @example
+   * ```ts
+   * const channels = conn.ChannelPool({ limit: 10, preload: 2 });
+   * const ch = await channels.acquire({ block: true });
+   * await ch.release();
+   * ```
+   */
+  ChannelPool(options: PoolOptions = {}): ChannelPool {
+    return new ChannelPool(this, options);
+  }
+
   /** A new, unconnected Connection with the same settings (and `overrides`). */
   clone(overrides: ConnectionOptions = {}): Connection {
     const urls = this.#brokers.map((b) => brokerUri(b, true)).join(';');
@@ -620,6 +658,72 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** The last error met, masked. */
   get lastError(): KombuError | undefined {
     return this.#lastError;
+  }
+
+  /** Publishes that may wait per channel while reconnecting (option `maxBufferedMessages`). */
+  get maxBufferedMessages(): number | undefined {
+    return this.#options.maxBufferedMessages;
+  }
+  /** Seconds a publish may wait for a reconnect (option `publishTimeout`). */
+  get publishTimeout(): number | undefined {
+    return this.#options.publishTimeout;
+  }
+
+  /**
+   * A Producer on `channel` or this connection's default channel (kombu's `conn.Producer()`).
+   *
+   * @example
+   * ```ts
+   * const producer = conn.Producer({ exchange: 'tasks', serializer: 'json' });
+   * await producer.publish({ id: 1 }, { routingKey: 'images', retry: true });
+   * ```
+   */
+  Producer(options: ProducerOptions & { channel?: Channel } = {}): Producer {
+    const { channel, ...rest } = options;
+    return new Producer(channel ?? this, rest);
+  }
+
+  /**
+   * A Consumer of `queues` on `channel` or the default channel (kombu's `conn.Consumer()`).
+   *
+   * @example
+   * ```ts
+   * const consumer = conn.Consumer([queue], { callbacks: [(body, message) => message.ack()] });
+   * await consumer.consume();
+   * ```
+   */
+  Consumer(queues: Queue | string | (Queue | string)[], options: ConsumerOptions & { channel?: Channel } = {}): Consumer {
+    const { channel, ...rest } = options;
+    return new Consumer(channel ?? this, queues, rest);
+  }
+
+  /**
+   * A {@link SimpleQueue} (kombu's `conn.SimpleQueue()`).
+   *
+   * @example
+   * ```ts
+   * const queue = conn.SimpleQueue('jobs');
+   * await queue.put({ id: 1 });
+   * const message = await queue.get({ timeout: 1 });
+   * ```
+   */
+  SimpleQueue(name: string | Queue, options: SimpleQueueOptions & { channel?: Channel } = {}): SimpleQueue {
+    const { channel, ...rest } = options;
+    return new SimpleQueue(channel ?? this, name, rest);
+  }
+
+  /**
+   * A {@link SimpleBuffer}: ephemeral, no-ack (kombu's `conn.SimpleBuffer()`).
+   *
+   * @example
+   * ```ts
+   * const events = conn.SimpleBuffer('events');
+   * await events.put({ type: 'tick' });
+   * ```
+   */
+  SimpleBuffer(name: string | Queue, options: SimpleQueueOptions & { channel?: Channel } = {}): SimpleBuffer {
+    const { channel, ...rest } = options;
+    return new SimpleBuffer(channel ?? this, name, rest);
   }
 
   /** The current status (stable reference between changes: fit for `useSyncExternalStore`). */

@@ -42,7 +42,7 @@ describe.skipIf(!reachable)('Connection on RabbitMQ', () => {
     conn.on('state', ({ to, attempt }) => to === 'connecting' && attempts.push(attempt));
     const error = await conn.ensureConnection().catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(AccessRefused);
-    expect(error.message).not.toContain('wrong-password');
+    expect((error as Error).message).not.toContain('wrong-password');
     expect(attempts).toEqual([1]);
     expect(conn.state).toBe('failed');
   });

@@ -1,0 +1,288 @@
+/**
+ * kombu's `Producer`: serializes, compresses and publishes messages to an exchange.
+ *
+ * Publishing through an outage: while the channel is down (the connection is reconnecting) a
+ * publish waits in a bounded buffer and goes out, in order, once the channel is back with its
+ * declarations restored. At most `maxBufferedMessages` publishes wait per channel (default
+ * 10000); one more rejects at once with `LimitExceeded`. With `publishTimeout` (seconds; no
+ * default) a publish that waited that long rejects with `TimeoutError`. `retry: true` also
+ * retries a publish that failed with a recoverable error (its channel died under it) through
+ * `connection.ensure()` with `retryPolicy` (kombu's defaults: 2, 4, ... 30 s, forever).
+ *
+ * The promise of `publish()` resolves when the transport has taken the message, and when the
+ * transport confirms (AMQP publisher confirms), when the broker confirmed it (`confirm: false`
+ * to skip the wait).
+ */
+import { EventEmitter } from 'eventemitter3';
+import { Channel } from './channel.js';
+import { connectionOf, maybeDeclare } from './common.js';
+import { compress } from './compression.js';
+import type { Connection } from './connection.js';
+import { EncodeError, IllegalStateError, toKombuError, type KombuError } from './errors.js';
+import { Exchange, deliveryModeOf, type DeliveryMode } from './exchange.js';
+import { Queue } from './queue.js';
+import type { RetryPolicy } from './retry.js';
+import { dumps } from './serialization.js';
+import type { MessageProperties, ReturnedMessage } from './transports/transport.js';
+
+/**
+ * The default bound of publishes waiting for a reconnect, per channel.
+ *
+ * @example
+ * ```ts
+ * new Connection(url, { maxBufferedMessages: DEFAULT_MAX_BUFFERED_MESSAGES * 10 });
+ * ```
+ */
+export const DEFAULT_MAX_BUFFERED_MESSAGES = 10_000;
+
+/** Options of {@link Producer}. */
+export interface ProducerOptions {
+  /** Default exchange (default: the nameless default exchange `''`). */
+  exchange?: Exchange | string;
+  /** Default routing key. */
+  routingKey?: string;
+  /** Default serializer (default: kombu's rules, json for objects). */
+  serializer?: string;
+  /** Default compression (`zlib`, `gzip`, `brotli`, `bzip2`, `lzma`...). */
+  compression?: string;
+  /** Declare the default exchange (once per connection) before publishing (default true). */
+  autoDeclare?: boolean;
+  /** Called with each mandatory message the broker returned (the `return` event too). */
+  onReturn?: (message: ReturnedMessage) => void;
+  /** Publishes that may wait for a reconnect, per channel (default: the connection's, else 10000). */
+  maxBufferedMessages?: number;
+  /** Seconds a publish may wait for a reconnect (default: the connection's, else no limit). */
+  publishTimeout?: number;
+  /** Wait for the broker's confirm where the transport has them (default true). */
+  confirm?: boolean;
+}
+
+/** Options of {@link Producer.publish}. Durations in seconds. */
+export interface ProducerPublishOptions {
+  routingKey?: string;
+  exchange?: Exchange | string;
+  serializer?: string;
+  compression?: string;
+  headers?: Record<string, unknown>;
+  /** 0-255; queues honour it up to their `maxPriority` (default 0). */
+  priority?: number;
+  /** Seconds before the broker discards the message (sent as milliseconds). */
+  expiration?: number;
+  /** Default: the exchange's, else persistent. */
+  deliveryMode?: DeliveryMode;
+  /** Given with a string/Buffer body: the body is sent as it is, with this type. */
+  contentType?: string;
+  contentEncoding?: string;
+  correlationId?: string;
+  /** A queue name, or a Queue (its name is sent). */
+  replyTo?: string | Queue;
+  messageId?: string;
+  /** Seconds since the epoch, or a Date. */
+  timestamp?: number | Date;
+  type?: string;
+  userId?: string;
+  appId?: string;
+  /** Entities to declare (once per connection) before publishing. */
+  declare?: (Exchange | Queue)[];
+  /** Have the broker return the message (`onReturn`) when no queue takes it. */
+  mandatory?: boolean;
+  /** Retry on recoverable errors through `connection.ensure()`. */
+  retry?: boolean;
+  retryPolicy?: RetryPolicy;
+  confirm?: boolean;
+  publishTimeout?: number;
+}
+
+interface Prepared {
+  data: Buffer;
+  properties: MessageProperties;
+  exchange: string;
+  routingKey: string;
+}
+
+/** Events of a {@link Producer}. */
+export interface ProducerEvents {
+  return: (message: ReturnedMessage) => void;
+  error: (error: KombuError) => void;
+}
+
+/**
+ * Publishes messages (kombu's `kombu.Producer`).
+ *
+ * @example
+ * ```ts
+ * const tasks = new Exchange('tasks', { type: 'direct' });
+ * const producer = new Producer(conn, { exchange: tasks, serializer: 'json', compression: 'zlib' });
+ * await producer.publish({ op: 'resize', id: 42 }, { routingKey: 'images', priority: 5, expiration: 60, retry: true });
+ * ```
+ */
+export class Producer extends EventEmitter<ProducerEvents> {
+  #connection: Connection | undefined;
+  readonly exchange: Exchange;
+  routingKey: string;
+  serializer: string | undefined;
+  compression: string | undefined;
+  autoDeclare: boolean;
+  onReturn: ((message: ReturnedMessage) => void) | undefined;
+  readonly #options: ProducerOptions;
+  #channel: Channel | undefined;
+  #listening: Channel | undefined;
+  #closed = false;
+
+  constructor(channelOrConnection: Channel | Connection, options: ProducerOptions = {}) {
+    super();
+    if (channelOrConnection instanceof Channel) {
+      this.#channel = channelOrConnection;
+      this.#connection = connectionOf(channelOrConnection);
+    } else {
+      this.#connection = channelOrConnection;
+    }
+    this.#options = options;
+    this.exchange = typeof options.exchange === 'string' ? new Exchange(options.exchange) : (options.exchange ?? new Exchange(''));
+    this.routingKey = options.routingKey ?? '';
+    this.serializer = options.serializer;
+    this.compression = options.compression;
+    this.autoDeclare = options.autoDeclare ?? true;
+    this.onReturn = options.onReturn;
+  }
+
+  /** The connection publishes go through (`retry` uses its `ensure()`). */
+  get connection(): Connection | undefined {
+    return this.#connection;
+  }
+
+  /** The channel publishes go through (the connection's default channel unless given one). */
+  get channel(): Channel {
+    if (this.#closed) throw new IllegalStateError('This producer is closed.', 'closed');
+    const channel = this.#channel ?? (this.connection as Connection).defaultChannel;
+    if (channel !== this.#listening) {
+      this.#listening?.off('return', this.#onReturned);
+      channel.on('return', this.#onReturned);
+      this.#listening = channel;
+    }
+    return channel;
+  }
+
+  #onReturned = (message: ReturnedMessage): void => {
+    try {
+      this.onReturn?.(message);
+    } catch (error) {
+      this.emit('error', toKombuError(error));
+    }
+    this.emit('return', message);
+  };
+
+  /** Publishes on `channel` from now on, reopening a closed producer (kombu's `revive`). */
+  revive(channel: Channel): void {
+    this.#channel = channel;
+    this.#connection = connectionOf(channel) ?? this.#connection;
+    this.#closed = false;
+  }
+
+  /** Declares the default exchange (unless it is the default exchange `''`). */
+  async declare(): Promise<void> {
+    if (this.exchange.name) await this.exchange.declare({ channel: this.channel });
+  }
+
+  /** Declares `entity` once per connection (see `maybeDeclare`). */
+  maybeDeclare(entity: Exchange | Queue, options: { retry?: boolean; retryPolicy?: RetryPolicy } = {}): Promise<boolean> {
+    return maybeDeclare(entity, this.channel, options);
+  }
+
+  /**
+   * Publishes `body`. Objects are serialized (json by default), a string goes as `text/plain`,
+   * a Buffer as `application/data` (kombu's rules); `compression` compresses the serialized
+   * body and sets `headers.compression`. Resolves when the transport has taken (or the broker
+   * confirmed) the message. See the module comment for waiting through an outage.
+   */
+  async publish(body: unknown, options: ProducerPublishOptions = {}): Promise<void> {
+    const prepared = this.#prepare(body, options);
+    const once = (): Promise<void> => this.#publishOnce(prepared, options);
+    if (!options.retry) return once();
+    const connection = this.connection;
+    if (!connection) throw new IllegalStateError('publish({ retry: true }) needs a producer made from a Connection (or a channel of one).', 'unbound');
+    return connection.ensure(this, once, options.retryPolicy ?? {})();
+  }
+
+  #prepare(body: unknown, options: ProducerPublishOptions): Prepared {
+    const target = options.exchange ?? this.exchange;
+    const exchange = typeof target === 'string' ? target : target.name;
+    const exchangeMode = typeof target === 'string' ? this.exchange.deliveryMode : target.deliveryMode;
+    const headers: Record<string, unknown> = { ...(options.headers ?? {}) };
+    let data: Buffer;
+    let contentType = options.contentType;
+    let contentEncoding = options.contentEncoding;
+    if (!contentType) {
+      const serialized = dumps(body, options.serializer ?? this.serializer ?? null);
+      ({ contentType, contentEncoding } = serialized);
+      data = serialized.body;
+    } else if (typeof body === 'string') {
+      contentEncoding ||= 'utf-8';
+      data = Buffer.from(body, Buffer.isEncoding(contentEncoding) ? contentEncoding : 'utf8');
+    } else if (body instanceof Uint8Array) {
+      contentEncoding ||= 'binary';
+      data = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    } else {
+      throw new EncodeError(`With contentType '${contentType}' the body must be a string or bytes (it is sent as it is); leave contentType out to serialize it.`);
+    }
+    const compression = options.compression ?? this.compression;
+    if (compression) {
+      const compressed = compress(data, compression);
+      data = compressed.body;
+      headers['compression'] = compressed.contentType;
+    }
+    const timestamp = options.timestamp instanceof Date ? Math.floor(options.timestamp.getTime() / 1000) : options.timestamp;
+    const replyTo = options.replyTo instanceof Queue ? options.replyTo.name : options.replyTo;
+    const properties: MessageProperties = {
+      contentType,
+      ...(contentEncoding ? { contentEncoding } : {}),
+      headers,
+      deliveryMode: deliveryModeOf(options.deliveryMode ?? exchangeMode),
+      priority: options.priority ?? 0,
+      ...(options.expiration === undefined ? {} : { expiration: String(Math.max(0, Math.trunc(options.expiration * 1000))) }),
+      ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
+      ...(replyTo === undefined ? {} : { replyTo }),
+      ...(options.messageId === undefined ? {} : { messageId: options.messageId }),
+      ...(timestamp === undefined ? {} : { timestamp }),
+      ...(options.type === undefined ? {} : { type: options.type }),
+      ...(options.userId === undefined ? {} : { userId: options.userId }),
+      ...(options.appId === undefined ? {} : { appId: options.appId }),
+    };
+    return { data, properties, exchange, routingKey: options.routingKey ?? this.routingKey };
+  }
+
+  async #publishOnce(prepared: Prepared, options: ProducerPublishOptions): Promise<void> {
+    const channel = this.channel;
+    const maxBuffered = this.#options.maxBufferedMessages ?? this.connection?.maxBufferedMessages ?? DEFAULT_MAX_BUFFERED_MESSAGES;
+    const timeout = options.publishTimeout ?? this.#options.publishTimeout ?? this.connection?.publishTimeout;
+    const declare = [...(options.declare ?? [])];
+    if (this.autoDeclare && this.exchange.name && !declare.some((e) => e === this.exchange || (e instanceof Exchange && e.equals(this.exchange)))) {
+      declare.push(this.exchange);
+    }
+    if (declare.length > 0) {
+      // Take a place in the buffer first: declarations must not wait unbounded during an outage.
+      await channel.whenWritable({ maxBuffered, timeout });
+      const retry = options.retry ?? false;
+      for (const entity of declare) await maybeDeclare(entity, channel, { retry, ...(options.retryPolicy ? { retryPolicy: options.retryPolicy } : {}) });
+    }
+    const { data, properties, exchange, routingKey } = prepared;
+    await channel.publish(data, properties, exchange, routingKey, {
+      mandatory: options.mandatory ?? false,
+      confirm: options.confirm ?? this.#options.confirm ?? true,
+      maxBuffered,
+      timeout,
+    });
+  }
+
+  /** Stops listening for returned messages; the channel stays open (it may be shared). */
+  async close(): Promise<void> {
+    this.#listening?.off('return', this.#onReturned);
+    this.#listening = undefined;
+    this.#closed = true;
+  }
+
+  /** kombu's `release()`: same as {@link close}. */
+  release(): Promise<void> {
+    return this.close();
+  }
+}
