@@ -18,7 +18,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
 import type { channelMachine, ErrorSummary } from '../machines/index.js';
-import { ChannelError, ConnectionClosed, IllegalStateError, KombuError, LimitExceeded, TimeoutError } from './errors.js';
+import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, LimitExceeded, TimeoutError } from './errors.js';
 import type {
   ConsumeOptions,
   ExchangeDeclaration,
@@ -366,12 +366,34 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /**
    * Publishes raw bytes; resolves when the transport took (or confirmed) the message. While the
-   * channel is down the publish waits for it, bounded by `maxBuffered` and `timeout`.
+   * channel is down the publish waits for it, bounded by `maxBuffered` and `timeout`. A publish
+   * whose channel died before the confirm is sent again after the recovery (at least once).
    */
   async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions = {}): Promise<void> {
     const { maxBuffered, timeout, ...transportOptions } = options;
-    const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenWritable({ maxBuffered, timeout });
-    return channel.publish(body, properties, exchange, routingKey, transportOptions);
+    const deadline = timeout === undefined ? undefined : Date.now() + timeout * 1000;
+    for (;;) {
+      const left = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
+      const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenWritable({ maxBuffered, timeout: left });
+      try {
+        return await channel.publish(body, properties, exchange, routingKey, transportOptions);
+      } catch (error) {
+        // The channel died under this publish (its connection dropped before the confirm, or
+        // the channel was closed beneath us): the broker may or may not have the message, so
+        // it is sent again on the healed channel — at least once, never silently lost. A broker
+        // refusal (404 no exchange, a nack) is not retried: it would fail the same way.
+        if (!this.#lostUnderneath(error) || (deadline !== undefined && Date.now() >= deadline)) throw error;
+      }
+    }
+  }
+
+  #lostUnderneath(error: unknown): boolean {
+    if (this.#state === 'closing' || this.#state === 'closed') return false;
+    if (error instanceof ConnectionError) return error.recoverable;
+    if (error instanceof ChannelError && error.code === undefined) {
+      return !(error.cause instanceof KombuError) || error.cause.recoverable || error.cause instanceof ConnectionError;
+    }
+    return false;
   }
 
   async get(queue: string, options: { noAck: boolean }): Promise<{ message: RawMessage; epoch: number } | undefined> {
