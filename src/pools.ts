@@ -99,16 +99,6 @@ const connections = new PoolGroup<ConnectionPool>((connection, limit) => connect
 /** Producer pools by connection, over `pools.connections` (kombu's `pools.producers`). */
 const producers = new PoolGroup<ProducerPool>((connection, limit) => new ProducerPool(connections.get(connection), { limit }));
 
-/**
- * The global pool groups.
- *
- * @example
- * ```ts
- * const producers = pools.producers.get(conn);
- * await producers.use((p) => p.publish({ n: 1 }, { routingKey: 'tasks' }));
- * ```
- */
-export const pools: { readonly connections: PoolGroup<ConnectionPool>; readonly producers: PoolGroup<ProducerPool> } = Object.freeze({ connections, producers });
 
 const groups: PoolGroup<GroupedPool>[] = [producers, connections];
 
@@ -159,3 +149,20 @@ export async function reset(): Promise<void> {
   for (const group of groups) await group.clear();
 }
 
+/**
+ * The global pool groups, shaped like kombu's `kombu.pools` module: `connections`,
+ * `producers`, `getLimit()`, `setLimit()`, `reset()` (also exported on their own).
+ *
+ * @example
+ * ```ts
+ * const producers = pools.producers.get(conn);
+ * await producers.use((p) => p.publish({ n: 1 }, { routingKey: 'tasks' }));
+ * ```
+ */
+export const pools: {
+  readonly connections: PoolGroup<ConnectionPool>;
+  readonly producers: PoolGroup<ProducerPool>;
+  readonly getLimit: typeof getLimit;
+  readonly setLimit: typeof setLimit;
+  readonly reset: typeof reset;
+} = Object.freeze({ connections, producers, getLimit, setLimit, reset });

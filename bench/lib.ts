@@ -1,0 +1,54 @@
+/**
+ * Small helpers shared by the benchmarks: medians over rounds, a ratio table, GC'd heap.
+ * Benchmarks print numbers; they assert nothing (timed assertions do not belong in tests).
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+export const run = promisify(execFile);
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface Row {
+  name: string;
+  value: number;
+}
+
+/**
+ * Prints a markdown table of `rows`, with each row's ratio to `baseline` (higher is better
+ * when `higherIsBetter`, else the ratio is baseline / value so that > 1 still means better).
+ */
+export function table(title: string, unit: string, rows: Row[], baseline: string, higherIsBetter: boolean): string {
+  const base = rows.find((r) => r.name === baseline)?.value;
+  const lines = [`### ${title}`, '', `| client | ${unit} | vs ${baseline} |`, '|---|---:|---:|'];
+  for (const row of rows) {
+    const ratio = base === undefined || row.value === 0 ? NaN : higherIsBetter ? row.value / base : base / row.value;
+    const shown = unit.includes('/s') ? Math.round(row.value).toLocaleString('en-US') : row.value < 10 ? row.value.toFixed(2) : row.value.toFixed(0);
+    lines.push(`| ${row.name} | ${shown} | ${Number.isNaN(ratio) ? '-' : `${ratio.toFixed(2)}x`} |`);
+  }
+  const text = lines.join('\n');
+  console.log(`\n${text}\n`);
+  return text;
+}
+
+/** Heap used after a full GC (run node with --expose-gc). */
+export async function heapUsed(): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with node --expose-gc');
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await sleep(20);
+  }
+  return process.memoryUsage().heapUsed;
+}
+
+/** A JSON body of about `bytes` bytes. */
+export function payload(bytes: number, seq: number): { seq: number; pad: string } {
+  const base = JSON.stringify({ seq, pad: '' }).length;
+  return { seq, pad: 'x'.repeat(Math.max(0, bytes - base)) };
+}
