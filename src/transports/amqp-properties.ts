@@ -10,21 +10,8 @@
  */
 import type { DeliveryInfo, MessageProperties, RawMessage, ReturnedMessage } from './transport.js';
 
-/** The subset of amqplib's `Options.Publish` kombu-ts sets. */
-export interface AmqplibPublishOptions {
-  contentType?: string;
-  contentEncoding?: string;
-  headers?: Record<string, unknown>;
-  deliveryMode?: number;
-  priority?: number;
-  correlationId?: string;
-  replyTo?: string;
-  expiration?: string;
-  messageId?: string;
-  timestamp?: number;
-  type?: string;
-  userId?: string;
-  appId?: string;
+/** The subset of amqplib's `Options.Publish` kombu-ts sets: our properties (same names) + mandatory. */
+export interface AmqplibPublishOptions extends MessageProperties {
   mandatory?: boolean;
 }
 
