@@ -211,7 +211,7 @@ async function recoverKombu(queue: string): Promise<Recovery> {
   let closedAt = 0;
   let published = 0;
   let delivered = 0;
-  conn.on('disconnected', () => (closedAt = performance.now()));
+  conn.on('disconnected', () => (closedAt ||= performance.now()));
   const consumer = new Consumer(channel, [new Queue(queue, { durable: false })], {
     callbacks: [(_b, m) => {
       m.ack();
