@@ -29,7 +29,7 @@ export interface ConnectParams {
   port: number | undefined;
   userid: string | undefined;
   password: string | undefined;
-  /** AMQP virtual host (`/` by default); the database number for Redis; the broker name for memory. */
+  /** AMQP virtual host (`/` by default); the database number for Redis; unused by memory (it picks the broker by `hostname`). */
   virtualHost: string | undefined;
   ssl: boolean | TlsOptions;
   /** Seconds to wait for the connection to open before failing with `ConnectTimeout`. */
@@ -95,7 +95,7 @@ export interface ExchangeDeclaration {
   autoDelete: boolean;
   internal?: boolean;
   arguments: Record<string, unknown>;
-  /** Only check that it exists (fails with OperationalError 404 otherwise). */
+  /** Only check that it exists (otherwise ChannelError 404, and the channel closes, as in AMQP). */
   passive: boolean;
 }
 
@@ -158,6 +158,7 @@ export interface TransportChannel extends EventEmitter<TransportChannelEvents> {
   /** Starts delivering to `onMessage`; resolves with the consumer tag. */
   consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string>;
   cancel(consumerTag: string): Promise<void>;
+  /** Acks; a broker refusal (unknown tag) closes the channel and arrives through `close`. */
   ack(deliveryTag: number | string, multiple?: boolean): void;
   /** Reject; `requeue: false` dead-letters (or drops) the message. */
   reject(deliveryTag: number | string, requeue: boolean): void;
