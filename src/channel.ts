@@ -369,9 +369,30 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * channel is down the publish waits for it, bounded by `maxBuffered` and `timeout`. A publish
    * whose channel died before the confirm is sent again after the recovery (at least once).
    */
-  async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions = {}): Promise<void> {
+  publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions = {}): Promise<void> {
+    const current = this.#current;
+    if (this.#state !== 'open' || current?.isOpen !== true) return this.#publishWaiting(body, properties, exchange, routingKey, options, undefined);
+    // The hot path: straight to the open transport channel (its PublishOptions ignore the
+    // buffering bounds), with one handler that only runs if the publish fails.
+    const started = options.timeout === undefined ? 0 : Date.now();
+    let sent: Promise<void>;
+    try {
+      sent = current.publish(body, properties, exchange, routingKey, options);
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    return sent.catch((error: unknown) => {
+      const deadline = options.timeout === undefined ? undefined : started + options.timeout * 1000;
+      if (!this.#lostUnderneath(error) || (deadline !== undefined && Date.now() >= deadline)) throw error;
+      return this.#publishWaiting(body, properties, exchange, routingKey, options, deadline);
+    });
+  }
+
+  async #publishWaiting(
+    body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions, until: number | undefined,
+  ): Promise<void> {
     const { maxBuffered, timeout, ...transportOptions } = options;
-    const deadline = timeout === undefined ? undefined : Date.now() + timeout * 1000;
+    const deadline = until ?? (timeout === undefined ? undefined : Date.now() + timeout * 1000);
     for (;;) {
       const left = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
       const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenWritable({ maxBuffered, timeout: left });

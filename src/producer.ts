@@ -195,12 +195,17 @@ export class Producer extends EventEmitter<ProducerEvents> {
    * body and sets `headers.compression`. Resolves when the transport has taken (or the broker
    * confirmed) the message. See the module comment for waiting through an outage.
    */
-  async publish(body: unknown, options: ProducerPublishOptions = {}): Promise<void> {
-    const prepared = this.#prepare(body, options);
+  publish(body: unknown, options: ProducerPublishOptions = {}): Promise<void> {
+    let prepared: Prepared;
+    try {
+      prepared = this.#prepare(body, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const once = (): Promise<void> => this.#publishOnce(prepared, options);
     if (!options.retry) return once();
     const connection = this.connection;
-    if (!connection) throw new IllegalStateError('publish({ retry: true }) needs a producer made from a Connection (or a channel of one).', 'unbound');
+    if (!connection) return Promise.reject(new IllegalStateError('publish({ retry: true }) needs a producer made from a Connection (or a channel of one).', 'unbound'));
     return connection.ensure(this, once, options.retryPolicy ?? {})();
   }
 
@@ -208,7 +213,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
     const target = options.exchange ?? this.exchange;
     const exchange = typeof target === 'string' ? target : target.name;
     const exchangeMode = typeof target === 'string' ? this.exchange.deliveryMode : target.deliveryMode;
-    const headers: Record<string, unknown> = { ...(options.headers ?? {}) };
+    const headers: Record<string, unknown> = options.headers ? { ...options.headers } : {};
     let data: Buffer;
     let contentType = options.contentType;
     let contentEncoding = options.contentEncoding;
@@ -235,43 +240,64 @@ export class Producer extends EventEmitter<ProducerEvents> {
     const replyTo = options.replyTo instanceof Queue ? options.replyTo.name : options.replyTo;
     const properties: MessageProperties = {
       contentType,
-      ...(contentEncoding ? { contentEncoding } : {}),
       headers,
       deliveryMode: deliveryModeOf(options.deliveryMode ?? exchangeMode),
       priority: options.priority ?? 0,
-      ...(options.expiration === undefined ? {} : { expiration: String(Math.max(0, Math.trunc(options.expiration * 1000))) }),
-      ...(options.correlationId === undefined ? {} : { correlationId: options.correlationId }),
-      ...(replyTo === undefined ? {} : { replyTo }),
-      ...(options.messageId === undefined ? {} : { messageId: options.messageId }),
-      ...(timestamp === undefined ? {} : { timestamp }),
-      ...(options.type === undefined ? {} : { type: options.type }),
-      ...(options.userId === undefined ? {} : { userId: options.userId }),
-      ...(options.appId === undefined ? {} : { appId: options.appId }),
     };
+    if (contentEncoding) properties.contentEncoding = contentEncoding;
+    if (options.expiration !== undefined) properties.expiration = String(Math.max(0, Math.trunc(options.expiration * 1000)));
+    if (options.correlationId !== undefined) properties.correlationId = options.correlationId;
+    if (replyTo !== undefined) properties.replyTo = replyTo;
+    if (options.messageId !== undefined) properties.messageId = options.messageId;
+    if (timestamp !== undefined) properties.timestamp = timestamp;
+    if (options.type !== undefined) properties.type = options.type;
+    if (options.userId !== undefined) properties.userId = options.userId;
+    if (options.appId !== undefined) properties.appId = options.appId;
     return { data, properties, exchange, routingKey: options.routingKey ?? this.routingKey };
   }
 
-  async #publishOnce(prepared: Prepared, options: ProducerPublishOptions): Promise<void> {
-    const channel = this.channel;
+  #publishOnce(prepared: Prepared, options: ProducerPublishOptions): Promise<void> {
+    let channel: Channel;
+    try {
+      channel = this.channel;
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const maxBuffered = this.#options.maxBufferedMessages ?? this.connection?.maxBufferedMessages ?? DEFAULT_MAX_BUFFERED_MESSAGES;
     const timeout = options.publishTimeout ?? this.#options.publishTimeout ?? this.connection?.publishTimeout;
-    const declare = [...(options.declare ?? [])];
-    if (this.autoDeclare && this.exchange.name && !declare.some((e) => e === this.exchange || (e instanceof Exchange && e.equals(this.exchange)))) {
-      declare.push(this.exchange);
-    }
-    if (declare.length > 0) {
-      // Take a place in the buffer first: declarations must not wait unbounded during an outage.
-      await channel.whenWritable({ maxBuffered, timeout });
-      const retry = options.retry ?? false;
-      for (const entity of declare) await maybeDeclare(entity, channel, { retry, ...(options.retryPolicy ? { retryPolicy: options.retryPolicy } : {}) });
-    }
-    const { data, properties, exchange, routingKey } = prepared;
-    await channel.publish(data, properties, exchange, routingKey, {
+    const publishOptions = {
       mandatory: options.mandatory ?? false,
       confirm: options.confirm ?? this.#options.confirm ?? true,
       maxBuffered,
       timeout,
-    });
+    };
+    const send = (): Promise<void> => channel.publish(prepared.data, prepared.properties, prepared.exchange, prepared.routingKey, publishOptions);
+    const declare = this.#undeclared(options.declare);
+    if (declare.length === 0) return send();
+    return this.#declare(channel, declare, options, maxBuffered, timeout).then(send);
+  }
+
+  /** The entities to declare before this publish: `declare`, plus the producer's exchange, minus those known declared. */
+  #undeclared(extra: (Exchange | Queue)[] | undefined): (Exchange | Queue)[] {
+    const cache = this.connection?.declaredEntities;
+    const known = (entity: Exchange | Queue): boolean => cache !== undefined && entity.canCacheDeclaration && cache.has(entity.ident);
+    const declare: (Exchange | Queue)[] = [];
+    if (extra) for (const entity of extra) if (!known(entity)) declare.push(entity);
+    const own = this.exchange;
+    if (
+      this.autoDeclare && own.name && !known(own) &&
+      !(extra ?? []).some((e) => e === own || (e instanceof Exchange && e.equals(own)))
+    ) {
+      declare.push(own);
+    }
+    return declare;
+  }
+
+  async #declare(channel: Channel, declare: (Exchange | Queue)[], options: ProducerPublishOptions, maxBuffered: number, timeout: number | undefined): Promise<void> {
+    // Take a place in the buffer first: declarations must not wait unbounded during an outage.
+    await channel.whenWritable({ maxBuffered, timeout });
+    const retry = options.retry ?? false;
+    for (const entity of declare) await maybeDeclare(entity, channel, { retry, ...(options.retryPolicy ? { retryPolicy: options.retryPolicy } : {}) });
   }
 
   /** Stops listening for returned messages; the channel stays open (it may be shared). */

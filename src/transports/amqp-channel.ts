@@ -18,6 +18,13 @@
  * Backpressure: amqplib's `publish` returns false when the channel's write buffer is full.
  * The next publishes wait for amqplib's `drain` first, so a fast publisher that awaits its
  * publishes cannot fill memory.
+ *
+ * Ack coalescing: acks made in the same tick are sent together at the end of it, and a run of
+ * them that covers every unsettled delivery from the oldest up goes as one `basic.ack` with
+ * `multiple` (what a consumer acking each message in order produces). The channel knows which
+ * deliveries are unsettled (it saw them arrive, with acks required), so a multiple ack never
+ * settles a message the application has not acked. Rejects, `recover()` and `close()` send
+ * the waiting acks first, so the broker sees every settlement in the order it was made.
  */
 import type { ConfirmChannel, Message } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
@@ -72,6 +79,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #resolveClosed!: (error: KombuError | undefined) => void;
   #drain: Promise<void> | undefined;
   #drained: (() => void) | undefined;
+  /** Delivery tags received with acks required and not settled yet, oldest first. */
+  readonly #unsettled = new Set<number>();
+  /** Tags acked this tick, sent by {@link flushAcks}. */
+  #pendingAcks: number[] = [];
 
   constructor(ch: ConfirmChannel, owner: ChannelOwner) {
     super();
@@ -151,47 +162,48 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     return this.#rpc('purge queue', async () => (await this.#ch.purgeQueue(name)).messageCount);
   }
 
-  async publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: PublishOptions = {}): Promise<void> {
-    this.#assertOpen('publish');
-    if (this.#drain) await this.#drain;
-    this.#assertOpen('publish');
+  publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: PublishOptions = {}): Promise<void> {
+    if (!this.isOpen) return Promise.reject(this.#closedError('publish'));
+    // The write buffer is full: wait for amqplib's drain, then look again (it may have closed).
+    if (this.#drain) return this.#drain.then(() => this.publish(body, properties, exchange, routingKey, options));
     const publishOptions = toPublishOptions(properties, options.mandatory === true);
-    let confirmed: Promise<void> | undefined;
-    let written: boolean;
-    try {
-      if (options.confirm === true) {
-        let settle!: (error: unknown) => void;
-        confirmed = new Promise<void>((resolve, reject) => {
-          settle = (error) => {
+    // One promise per publish, settled by amqplib's confirm callback (or by the write when
+    // confirms are off): this is the hot path, so no async frames are stacked on it.
+    return new Promise<void>((resolve, reject) => {
+      let written: boolean;
+      try {
+        written = options.confirm === true
+          ? this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => {
             if (error === null || error === undefined) resolve();
             else this.#confirmError(error).then(reject, reject);
-          };
-        });
-        written = this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => settle(error));
-      } else {
-        written = this.#ch.publish(exchange, routingKey, body, publishOptions);
+          })
+          : this.#ch.publish(exchange, routingKey, body, publishOptions);
+      } catch (error) {
+        reject(this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError('publish'));
+        return;
       }
-    } catch (error) {
-      throw this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError('publish');
-    }
-    if (!written) this.#drain ??= new Promise<void>((resolve) => (this.#drained = resolve));
-    if (confirmed) await confirmed;
-    else if (!written) {
-      await this.#drain;
-      // Closed before the buffer drained: the message may never have left.
-      if (!this.#open) throw this.#closedError('publish');
-    }
+      if (!written) this.#drain ??= new Promise<void>((release) => (this.#drained = release));
+      if (options.confirm === true) return;
+      if (written) resolve();
+      else {
+        // Closed before the buffer drained: the message may never have left.
+        this.#drain?.then(() => (this.#open ? resolve() : reject(this.#closedError('publish'))), reject);
+      }
+    });
   }
 
   async get(queue: string, options: { noAck: boolean }): Promise<RawMessage | undefined> {
     return this.#rpc('get', async () => {
       const message = await this.#ch.get(queue, { noAck: options.noAck });
-      return message === false ? undefined : toRawMessage(message as AmqplibMessage);
+      if (message === false) return undefined;
+      if (!options.noAck) this.#unsettled.add(message.fields.deliveryTag);
+      return toRawMessage(message as AmqplibMessage);
     });
   }
 
   consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string> {
     let tag = options.consumerTag;
+    const track = !options.noAck;
     return this.#rpc('consume', async () => {
       const ok = await this.#ch.consume(
         queue,
@@ -200,6 +212,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
             this.#emit('cancel', tag); // the broker cancelled it (queue deleted...)
             return;
           }
+          if (track) this.#unsettled.add(message.fields.deliveryTag);
           try {
             onMessage(toRawMessage(message as AmqplibMessage));
           } catch (error) {
@@ -226,12 +239,65 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
 
   ack(deliveryTag: number | string, multiple = false): void {
     this.#assertOpen('ack');
-    this.#sync('ack', () => this.#ch.ack(asMessage(deliveryTag), multiple));
+    const tag = Number(deliveryTag);
+    if (!multiple && this.#unsettled.has(tag)) {
+      if (this.#pendingAcks.length === 0) process.nextTick(this.#flushLater);
+      this.#pendingAcks.push(tag);
+      return;
+    }
+    this.#flushAcks();
+    this.#sync('ack', () => this.#ch.ack(asMessage(tag), multiple));
+    this.#settle(tag, multiple);
   }
 
   reject(deliveryTag: number | string, requeue: boolean): void {
     this.#assertOpen('reject');
-    this.#sync('reject', () => this.#ch.reject(asMessage(deliveryTag), requeue));
+    this.#flushAcks();
+    const tag = Number(deliveryTag);
+    this.#sync('reject', () => this.#ch.reject(asMessage(tag), requeue));
+    this.#unsettled.delete(tag);
+  }
+
+  /** Sends this tick's acks: the run from the oldest unsettled delivery as one multiple ack, the rest one by one. */
+  readonly #flushAcks = (): void => {
+    const acks = this.#pendingAcks;
+    if (acks.length === 0) return;
+    this.#pendingAcks = [];
+    if (!this.isOpen) return; // the broker requeues them; the channel is gone
+    const acked = new Set(acks);
+    let upTo = -1;
+    let run = 0;
+    for (const tag of this.#unsettled) {
+      if (!acked.has(tag)) break;
+      upTo = tag;
+      run += 1;
+    }
+    this.#sync('ack', () => {
+      if (run > 1) this.#ch.ack(asMessage(upTo), true);
+      for (const tag of acks) if (run <= 1 || tag > upTo) this.#ch.ack(asMessage(tag), false);
+    });
+    if (run > 1) this.#settle(upTo, true);
+    for (const tag of acks) this.#unsettled.delete(tag);
+  };
+
+  readonly #flushLater = (): void => {
+    try {
+      this.#flushAcks();
+    } catch {
+      // The channel ended under the acks: the broker requeues those messages.
+    }
+  };
+
+  /** Forgets settled deliveries: `tag`, or every one up to it when `multiple` (0 = all). */
+  #settle(tag: number, multiple: boolean): void {
+    if (!multiple) {
+      this.#unsettled.delete(tag);
+      return;
+    }
+    for (const unsettled of this.#unsettled) {
+      if (tag !== 0 && unsettled > tag) break;
+      this.#unsettled.delete(unsettled);
+    }
   }
 
   qos(prefetchCount: number, prefetchSize = 0, global = false): Promise<void> {
@@ -242,6 +308,9 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   recover(requeue: boolean): Promise<void> {
+    this.#flushAcks();
+    // The broker redelivers (or drops) every unacked message: their tags end here.
+    this.#unsettled.clear();
     return this.#rpc('recover', async () => {
       if (requeue) await this.#ch.recover();
       else await this.#internals.rpc(BASIC_RECOVER, { requeue: false }, BASIC_RECOVER_OK);
@@ -251,6 +320,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   async close(): Promise<void> {
     if (!this.#open) return;
     if (!this.#closing) {
+      this.#flushAcks(); // acks made just before close() still go out, ahead of channel.close
       this.#closing = true;
       try {
         this.#ch.close().catch(() => {}); // settled through the 'close' event instead
@@ -272,6 +342,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     if (!this.#open) return;
     this.#open = false;
     this.#closeError = error;
+    this.#unsettled.clear();
+    this.#pendingAcks = [];
     this.#releaseDrain();
     this.#resolveClosed(error);
     this.#owner.channelClosed(this);

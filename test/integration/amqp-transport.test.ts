@@ -85,6 +85,42 @@ describe.skipIf(!reachable)('amqp transport (RabbitMQ)', () => {
     ch.ack(m3!.deliveryInfo.deliveryTag);
   });
 
+  it('coalesced acks settle exactly the acked deliveries: the rest are redelivered', async () => {
+    const conn = await open();
+    const ch = await conn.createChannel();
+    const queue = await declareQueue(ch);
+    for (let i = 0; i < 10; i++) await ch.publish(Buffer.from(String(i)), {}, '', queue, { confirm: i === 9 });
+    await ch.qos(10);
+    const first: RawMessage[] = [];
+    const all = new Promise<void>((resolve) => {
+      void ch.consume(queue, { consumerTag: 'coalesce-1', noAck: false }, (message) => {
+        first.push(message);
+        if (first.length === 10) resolve();
+      });
+    });
+    await all;
+    // In one tick: 0-3 in a run (one multiple ack), then every other one of the rest.
+    for (const message of first) {
+      const n = Number(message.body.toString());
+      if (n < 4 || n % 2 === 0) ch.ack(message.deliveryInfo.deliveryTag);
+    }
+    await ch.close(); // the waiting acks go out before channel.close; the others are requeued
+
+    const again = await conn.createChannel();
+    const redelivered: string[] = [];
+    for (;;) {
+      const message = await again.get(queue, { noAck: false });
+      if (!message) break;
+      redelivered.push(message.body.toString());
+      again.ack(message.deliveryInfo.deliveryTag);
+    }
+    expect(redelivered.sort()).toEqual(['5', '7', '9']);
+    expect(again.isOpen).toBe(true); // no ack for an unknown tag reached the broker
+    await again.close();
+    const check = await conn.createChannel();
+    expect((await check.declareQueue({ name: queue, durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: true })).messageCount).toBe(0);
+  });
+
   it('wrong password -> AccessRefused, quickly, without the password in the message', async () => {
     const started = Date.now();
     const error = await rejection(amqpTransport.connect(params({ password: 'not-the-password' }), never));
