@@ -14,7 +14,10 @@
  * retried; 404 NOT_FOUND, 406 PRECONDITION_FAILED and 403 on a channel are irrecoverable
  * channel errors (reopening the channel does not change the answer), 405 RESOURCE_LOCKED,
  * 311 CONTENT_TOO_LARGE and 313 NO_CONSUMERS are recoverable; every connection-level
- * failure other than an access refusal heals by reconnecting.
+ * failure other than an access refusal heals by reconnecting, except TLS failures that the
+ * same handshake would meet again (an untrusted or misnamed certificate, a client certificate
+ * the broker refuses, a port that does not speak TLS) and invalid options: those are
+ * configuration problems, reported once with Node's code and never retried.
  *
  * No message built here contains a password: the broker is named by {@link BrokerInfo},
  * which has none.
@@ -27,6 +30,8 @@ export interface BrokerInfo {
   url: string;
   userid: string;
   vhost: string;
+  /** The SASL mechanism (PLAIN when undefined); EXTERNAL logs in as the client certificate's user. */
+  loginMethod?: string;
 }
 
 /** AMQP 0-9-1 reply codes, by number. */
@@ -72,10 +77,31 @@ export function methodName(classId: number | undefined, methodId: number | undef
 
 const CHANNEL_RECOVERABLE: Record<number, boolean> = { 311: true, 313: true, 405: true, 403: false, 404: false, 406: false };
 
-/** Certificate failures: retrying the same TLS handshake cannot succeed. */
-const TLS_FATAL = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID',
+/**
+ * TLS failures that retrying the same handshake cannot heal, by Node's `code`, with what to
+ * check. First the broker's certificate failing our verification (OpenSSL's X509_V_ERR
+ * names, and Node's host name check), then the broker's alerts refusing our client
+ * certificate or our protocol, then a port that does not speak TLS at all.
+ */
+const UNTRUSTED = "pass the CA that signed the broker's certificate in ssl.ca";
+const CLIENT_CERT = 'the broker refused our client certificate (ssl.cert, ssl.key)';
+const TLS_FATAL: ReadonlyMap<string, string | undefined> = new Map([
+  ['DEPTH_ZERO_SELF_SIGNED_CERT', UNTRUSTED], ['SELF_SIGNED_CERT_IN_CHAIN', UNTRUSTED],
+  ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', UNTRUSTED], ['UNABLE_TO_GET_ISSUER_CERT', UNTRUSTED],
+  ['UNABLE_TO_GET_ISSUER_CERT_LOCALLY', UNTRUSTED], ['CERT_UNTRUSTED', UNTRUSTED],
+  ['CERT_REJECTED', undefined], ['CERT_SIGNATURE_FAILURE', undefined], ['CERT_HAS_EXPIRED', undefined],
+  ['CERT_NOT_YET_VALID', undefined], ['CERT_REVOKED', undefined], ['INVALID_CA', undefined], ['INVALID_PURPOSE', undefined],
+  ['CERT_CHAIN_TOO_LONG', undefined], ['PATH_LENGTH_EXCEEDED', undefined],
+  ['ERR_TLS_CERT_ALTNAME_INVALID', 'connect by a name the certificate lists, or set ssl.servername'],
+  ['HOSTNAME_MISMATCH', 'connect by a name the certificate lists, or set ssl.servername'],
+  ['ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', CLIENT_CERT], ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', CLIENT_CERT],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN', CLIENT_CERT], ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', CLIENT_CERT],
+  ['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', CLIENT_CERT], ['ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE', CLIENT_CERT],
+  ['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', CLIENT_CERT], ['ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', CLIENT_CERT],
+  ['ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'no TLS version in common (ssl.minVersion, ssl.maxVersion)'],
+  ['ERR_SSL_UNSUPPORTED_PROTOCOL', 'no TLS version in common (ssl.minVersion, ssl.maxVersion)'],
+  ['ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'no cipher or signature algorithm in common'],
+  ['ERR_SSL_WRONG_VERSION_NUMBER', 'the port does not speak TLS: is it a plain AMQP port (5672)?'],
 ]);
 
 interface DriverErrorFields {
@@ -83,6 +109,8 @@ interface DriverErrorFields {
   code: unknown;
   classId: unknown;
   methodId: unknown;
+  /** OpenSSL's short reason ("wrong version number"), when Node gives one. */
+  reason: string | undefined;
 }
 
 function fields(error: unknown): DriverErrorFields {
@@ -92,6 +120,7 @@ function fields(error: unknown): DriverErrorFields {
     code: e['code'],
     classId: e['classId'],
     methodId: e['methodId'],
+    reason: typeof e['reason'] === 'string' ? e['reason'] : undefined,
   };
 }
 
@@ -105,9 +134,14 @@ function replyLabel(code: number): string {
   return `${code} ${REPLY_CODES[code] ?? 'UNKNOWN'}`;
 }
 
+/** Who logs in: `user 'guest'`, or the client certificate's user for EXTERNAL. */
+function loginName(broker: BrokerInfo): string {
+  return broker.loginMethod?.toUpperCase() === 'EXTERNAL' ? "the client certificate's user (EXTERNAL)" : `user '${broker.userid}'`;
+}
+
 function vhostRefused(broker: BrokerInfo, cause: unknown, code: number | undefined, text: string): AccessRefused {
   return new AccessRefused(
-    `RabbitMQ refused access to vhost '${broker.vhost}' for user '${broker.userid}' on ${broker.url}` +
+    `RabbitMQ refused access to vhost '${broker.vhost}' for ${loginName(broker)} on ${broker.url}` +
       ` (the vhost does not exist or the user has no permission on it)${text ? `: ${text}` : ''}`,
     // The refusal answers connection.open (10, 40).
     { cause, ...(code === undefined ? {} : { code }), classId: 10, methodId: 40 },
@@ -117,14 +151,14 @@ function vhostRefused(broker: BrokerInfo, cause: unknown, code: number | undefin
 /** Maps a failure while opening the connection (TCP, TLS, AMQP handshake). */
 export function mapOpenError(error: unknown, broker: BrokerInfo): KombuError {
   if (error instanceof KombuError) return error;
-  const { message, code } = fields(error);
+  const { message, code, reason } = fields(error);
   const terminated = /^Handshake terminated by server: (\d+)/.exec(message);
   if (terminated) {
     const reply = Number(terminated[1]);
     const text = brokerText(message);
     if (reply === 403) {
       return new AccessRefused(
-        `RabbitMQ refused the login of user '${broker.userid}' on ${broker.url} (${replyLabel(reply)}): ${text}`,
+        `RabbitMQ refused the login of ${loginName(broker)} on ${broker.url} (${replyLabel(reply)}): ${text}`,
         { cause: error, code: reply, classId: 10, methodId: 11 },
       );
     }
@@ -136,13 +170,28 @@ export function mapOpenError(error: unknown, broker: BrokerInfo): KombuError {
     return new AccessRefused(`${message} (${broker.url}); choose another loginMethod`, { cause: error });
   }
   if (typeof code === 'string' && TLS_FATAL.has(code)) {
-    return new ConnectionError(`TLS handshake with ${broker.url} failed (${code}): ${message}`, { cause: error, code, recoverable: false });
+    const hint = TLS_FATAL.get(code);
+    // OpenSSL's own messages (ERR_SSL_*) are noise around a short reason; Node's are plain.
+    const text = code.startsWith('ERR_SSL_') ? reason ?? message.trim() : message;
+    return new ConnectionError(
+      `TLS handshake with ${broker.url} failed (${code}): ${text}${hint ? `; ${hint}` : ''}`,
+      { cause: error, code, recoverable: false },
+    );
+  }
+  // Node rejects bad option values (ssl.ca: 123, a port out of range) with Type/RangeErrors,
+  // and unreadable PEM (ssl.cert, ssl.key) with ERR_OSSL_*: none of them heal by retrying.
+  if (error instanceof TypeError || error instanceof RangeError || (typeof code === 'string' && code.startsWith('ERR_OSSL_'))) {
+    const detail = typeof code === 'string' && code.startsWith('ERR_OSSL_')
+      ? `cannot read a key or certificate in ssl.ca, ssl.cert or ssl.key (${code}: ${reason ?? message})`
+      : message;
+    return new ConnectionError(`Invalid connection option for ${broker.url}: ${detail}`, {
+      cause: error,
+      recoverable: false,
+      ...(typeof code === 'string' ? { code } : {}),
+    });
   }
   if (typeof code === 'string') {
     return new ConnectionError(`Could not connect to ${broker.url}: ${message}`, { cause: error, code });
-  }
-  if (error instanceof TypeError) {
-    return new ConnectionError(`Invalid connection option for ${broker.url}: ${message}`, { cause: error, recoverable: false });
   }
   // "Socket closed abruptly during opening handshake" lands here: recoverable, because a
   // broker restarting (or a cut link) looks exactly the same. A wrong password does not:

@@ -113,10 +113,13 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
   const vhost = params.virtualHost || '/';
   const useTls = options.tls || params.ssl !== false;
   const scheme = useTls ? 'amqps' : 'amqp';
+  // EXTERNAL logs in as whoever the client certificate names: no user id in messages then.
+  const external = params.loginMethod?.toUpperCase() === 'EXTERNAL';
   const broker: BrokerInfo = {
-    url: `${scheme}://${encodeURIComponent(userid)}@${hostPort(params.hostname, port)}/${vhost === '/' ? '' : encodeURIComponent(vhost)}`,
+    url: `${scheme}://${external ? '' : `${encodeURIComponent(userid)}@`}${hostPort(params.hostname, port)}/${vhost === '/' ? '' : encodeURIComponent(vhost)}`,
     userid,
     vhost,
+    ...(params.loginMethod === undefined ? {} : { loginMethod: params.loginMethod }),
   };
   const aborted = (): KombuError =>
     signal.reason instanceof KombuError ? signal.reason : new ConnectionClosed(`The connection attempt to ${broker.url} was aborted`, { cause: signal.reason });

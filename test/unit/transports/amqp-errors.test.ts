@@ -48,6 +48,76 @@ describe('mapOpenError', () => {
     expect(error).toMatchObject({ recoverable: false });
   });
 
+  it('an untrusted broker certificate is an irrecoverable ConnectionError naming the cause and the fix', () => {
+    const tlsBroker: BrokerInfo = { url: 'amqps://guest@h:5671/', userid: 'guest', vhost: '/' };
+    const error = mapOpenError(withFields('self-signed certificate in certificate chain', { code: 'SELF_SIGNED_CERT_IN_CHAIN' }), tlsBroker);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error).not.toBeInstanceOf(AccessRefused);
+    expect(error).toMatchObject({ code: 'SELF_SIGNED_CERT_IN_CHAIN', recoverable: false });
+    expect(error.message).toBe(
+      "TLS handshake with amqps://guest@h:5671/ failed (SELF_SIGNED_CERT_IN_CHAIN): self-signed certificate in certificate chain;" +
+        " pass the CA that signed the broker's certificate in ssl.ca",
+    );
+    const misnamed = mapOpenError(withFields("Hostname/IP does not match certificate's altnames: Host: x.", {
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: 'Host: x.',
+    }), tlsBroker);
+    expect(misnamed).toMatchObject({ recoverable: false, code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    expect(misnamed.message).toContain("Hostname/IP does not match certificate's altnames: Host: x.; connect by a name the certificate lists");
+    for (const code of ['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'HOSTNAME_MISMATCH']) {
+      expect(mapOpenError(withFields('x', { code }), tlsBroker)).toMatchObject({ code, recoverable: false });
+    }
+  });
+
+  it("the broker's TLS alerts and a port without TLS are not retried; OpenSSL's reason replaces its noise", () => {
+    const openssl = (code: string, reason: string) =>
+      withFields(`80ECC2EEE17F0000:error:0A00045C:SSL routines:ssl3_read_bytes:${reason}:../deps/openssl/ssl/rec_layer_s3.c:1601:\n`, {
+        code, reason, library: 'SSL routines',
+      });
+    const required = mapOpenError(openssl('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'tlsv13 alert certificate required'), broker);
+    expect(required).toMatchObject({ code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', recoverable: false });
+    expect(required.message).toBe(
+      'TLS handshake with amqp://guest@h:5672/x failed (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED): tlsv13 alert certificate required;' +
+        ' the broker refused our client certificate (ssl.cert, ssl.key)',
+    );
+    for (const code of ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION']) {
+      expect(mapOpenError(openssl(code, 'alert'), broker)).toMatchObject({ code, recoverable: false });
+    }
+    const plainPort = mapOpenError(openssl('ERR_SSL_WRONG_VERSION_NUMBER', 'wrong version number'), broker);
+    expect(plainPort).toMatchObject({ recoverable: false });
+    expect(plainPort.message).toContain('wrong version number; the port does not speak TLS');
+    expect(plainPort.message).not.toContain('ssl3_read_bytes');
+    // A TLS socket reset mid-handshake is still a network failure: retried.
+    expect(mapOpenError(withFields('Client network socket disconnected before secure TLS connection was established', { code: 'ECONNRESET' }), broker))
+      .toMatchObject({ recoverable: true });
+  });
+
+  it('invalid options (Type/RangeErrors with a code, unreadable PEM) are not retried', () => {
+    const badType = Object.assign(new TypeError('The "options.ca" property must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' });
+    expect(mapOpenError(badType, broker)).toMatchObject({ code: 'ERR_INVALID_ARG_TYPE', recoverable: false });
+    expect(mapOpenError(badType, broker).message).toBe('Invalid connection option for amqp://guest@h:5672/x: The "options.ca" property must be of type string');
+    const badPort = Object.assign(new RangeError('Port should be >= 0 and < 65536'), { code: 'ERR_SOCKET_BAD_PORT' });
+    expect(mapOpenError(badPort, broker)).toMatchObject({ code: 'ERR_SOCKET_BAD_PORT', recoverable: false });
+    const pem = mapOpenError(withFields('error:0480006C:PEM routines::no start line', { code: 'ERR_OSSL_PEM_NO_START_LINE', reason: 'no start line' }), broker);
+    expect(pem).toMatchObject({ code: 'ERR_OSSL_PEM_NO_START_LINE', recoverable: false });
+    expect(pem.message).toContain('cannot read a key or certificate in ssl.ca, ssl.cert or ssl.key (ERR_OSSL_PEM_NO_START_LINE: no start line)');
+  });
+
+  it('an EXTERNAL login refusal names the client certificate, not a user id', () => {
+    const external: BrokerInfo = { url: 'amqps://h:5671/', userid: 'guest', vhost: '/', loginMethod: 'EXTERNAL' };
+    const refused = mapOpenError(
+      new Error('Handshake terminated by server: 403 (ACCESS-REFUSED) with message "ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL."'),
+      external,
+    );
+    expect(refused).toBeInstanceOf(AccessRefused);
+    expect(refused.message).toBe(
+      "RabbitMQ refused the login of the client certificate's user (EXTERNAL) on amqps://h:5671/ (403 ACCESS_REFUSED):" +
+        ' ACCESS_REFUSED - Login was refused using authentication mechanism EXTERNAL.',
+    );
+    const missing = mapOpenError(new Error('SASL mechanism EXTERNAL is not provided by the server'), external);
+    expect(missing).toBeInstanceOf(AccessRefused);
+    expect(missing.message).toBe('SASL mechanism EXTERNAL is not provided by the server (amqps://h:5671/); choose another loginMethod');
+  });
+
   it('KombuErrors pass through', () => {
     const own = new KombuError('mine');
     expect(mapOpenError(own, broker)).toBe(own);
