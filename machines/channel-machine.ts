@@ -14,7 +14,7 @@
  * Messages never pass through this machine: publish, deliver and ack go straight to the
  * transport channel while this machine says `open`.
  */
-import { assign, fromCallback, fromPromise, sendParent, setup } from 'xstate';
+import { assign, fromPromise, sendParent, setup } from 'xstate';
 import { summarizeError, type ErrorSummary } from './connection-machine.js';
 
 export interface ChannelInput {
@@ -47,8 +47,6 @@ export const channelMachine = setup({
     openChannel: fromPromise<void, { channelId: number; recover: boolean }>(async () => {
       throw new Error('openChannel must be provided');
     }),
-    /** Reports `channel.lost` when the transport channel closes under us. */
-    watchChannel: fromCallback<ChannelEvent, { channelId: number }>(() => undefined),
     /** Closes the transport channel. */
     closeChannel: fromPromise<void, { channelId: number }>(async () => undefined),
   },
@@ -60,6 +58,10 @@ export const channelMachine = setup({
     opened: assign(({ context }) => ({ attempts: 0, recoveries: context.recoveries + (context.lastError ? 1 : 0), lastError: undefined })),
     /** Drops the broken transport channel (nothing graceful is possible). */
     abandonChannel: () => undefined,
+    /** Starts sending this actor `channel.lost` when the transport channel closes under us. */
+    watchChannel: () => undefined,
+    /** Stops that. */
+    unwatchChannel: () => undefined,
     /** Tells the owning connection, which stops this actor and forgets the channel. */
     notifyClosed: sendParent(({ context }) => ({ type: 'channel.closed' as const, channelId: context.channelId })),
   },
@@ -92,7 +94,9 @@ export const channelMachine = setup({
       on: { 'connection.lost': 'suspended' },
     },
     open: {
-      invoke: { id: 'watch', src: 'watchChannel', input: ({ context }) => ({ channelId: context.channelId }) },
+      // Entry/exit actions, not an invoked actor: a live actor costs a few KiB per channel.
+      entry: 'watchChannel',
+      exit: 'unwatchChannel',
       on: {
         // Any channel error reopens the channel: `recoverable` on a ChannelError says whether
         // retrying the failed *operation* can help (a 404 cannot), not whether the channel can.

@@ -12,12 +12,18 @@
  * and exhausted retries end in `failed`; `close` from anywhere goes through `closing` to the
  * final `closed`.
  *
- * No I/O here: `connectTransport`, `watchConnection`, `closeTransport` and `heartbeat` are
- * placeholders that src/connection.ts supplies with `machine.provide()`. The context holds
- * only serialisable lifecycle data (masked broker URLs, counters, error summaries): it is what
+ * No I/O here: `connectTransport`, `closeTransport`, `watchTransport`/`unwatchTransport` and
+ * `abandonTransport` are placeholders that src/connection-driver.ts supplies with
+ * `machine.provide()`.
+ *
+ * Memory: a live actor costs a few KiB, so `connected` watches the transport with entry/exit
+ * actions rather than an invoked callback actor, and spawns the `heartbeat` child only when
+ * heartbeats are on (kombu's default is off). The exit actions end both, whatever the way out.
+ *
+ * The context holds only serialisable lifecycle data (masked broker URLs, counters, error summaries): it is what
  * inspectors and dashboards see, so no secret and no socket may enter it.
  */
-import { assign, fromCallback, fromPromise, setup, spawnChild, stopChild, type ActorRefFrom } from 'xstate';
+import { assign, enqueueActions, fromPromise, setup, spawnChild, stopChild, type ActorRefFrom } from 'xstate';
 import { channelMachine } from './channel-machine.js';
 import { heartbeatMachine } from './heartbeat-machine.js';
 
@@ -103,8 +109,6 @@ export const connectionMachine = setup({
     connectTransport: fromPromise<void, { hostIndex: number; attempt: number }>(async () => {
       throw new Error('connectTransport must be provided');
     }),
-    /** Reports `transport.lost` / `transport.blocked` / `transport.unblocked` of the live connection. */
-    watchConnection: fromCallback<ConnectionEvent>(() => undefined),
     /** Closes the live transport connection, if any. */
     closeTransport: fromPromise<void>(async () => undefined),
     heartbeat: heartbeatMachine,
@@ -113,6 +117,11 @@ export const connectionMachine = setup({
   actions: {
     /** Drops the dead transport connection (no graceful close: the peer is gone). */
     abandonTransport: () => undefined,
+    /** Starts sending this actor `transport.lost` / `transport.blocked` / `transport.unblocked` of the live connection. */
+    watchTransport: () => undefined,
+    /** Stops that. */
+    unwatchTransport: () => undefined,
+    stopHeartbeat: stopChild('heartbeat'),
     startCycle: assign(({ context, event }) => ({
       cycle: event.type === 'connect' && event.schedule ? event.schedule : context.schedule,
       attempt: 1,
@@ -222,15 +231,15 @@ export const connectionMachine = setup({
       on: { cancel: { target: 'failed', actions: assign({ lastError: ({ event }) => event.error }) } },
     },
     connected: {
-      entry: { type: 'tellChannels', params: { type: 'connection.restored' } },
-      invoke: [
-        { id: 'watch', src: 'watchConnection' },
-        {
-          id: 'heartbeat',
-          src: 'heartbeat',
-          input: ({ context }) => ({ interval: context.heartbeat > 0 ? context.heartbeat / context.heartbeatRate : 0 }),
-        },
+      entry: [
+        { type: 'tellChannels', params: { type: 'connection.restored' } },
+        'watchTransport',
+        enqueueActions(({ context, enqueue }) => {
+          if (context.heartbeat <= 0) return;
+          enqueue.spawnChild('heartbeat', { id: 'heartbeat', input: { interval: context.heartbeat / context.heartbeatRate } });
+        }),
       ],
+      exit: ['unwatchTransport', 'stopHeartbeat'],
       on: {
         'transport.lost': [
           { guard: 'autoReconnect', target: 'connecting', actions: ['abandonTransport', 'recordLoss', { type: 'tellChannels', params: { type: 'connection.lost' } }] },

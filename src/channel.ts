@@ -18,6 +18,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
 import type { channelMachine, ErrorSummary } from '../machines/index.js';
+import { ChannelRegistry } from './channel-registry.js';
 import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, LimitExceeded, TimeoutError } from './errors.js';
 import type {
   ConsumeOptions,
@@ -35,10 +36,9 @@ import type {
 /** Receives each delivery with the epoch it belongs to (pass it back to ack/reject). */
 export type DeliveryHandler = (message: RawMessage, epoch: number) => void;
 
-interface ConsumerRecord {
-  queue: string;
-  options: ConsumeOptions;
-  onMessage: DeliveryHandler;
+interface Waiter {
+  resolve: (channel: TransportChannel) => void;
+  reject: (error: Error) => void;
 }
 
 /** What a Channel needs from its Connection (kept narrow so channels stay testable). */
@@ -72,8 +72,6 @@ export interface ChannelPublishOptions extends PublishOptions {
   timeout?: number | undefined;
 }
 
-const key = (...parts: unknown[]): string => JSON.stringify(parts);
-
 /**
  * A channel of a {@link Connection}. Get one with `await conn.channel()` or `conn.defaultChannel`.
  *
@@ -92,15 +90,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #current: TransportChannel | undefined;
   #epoch = 0;
   #lastError: KombuError | undefined;
-  #waiters = new Set<{ resolve: (c: TransportChannel) => void; reject: (e: Error) => void }>();
-  #exchanges = new Map<string, ExchangeDeclaration>();
-  #queues = new Map<string, QueueDeclaration>();
-  #renamed = new Map<string, string>();
-  #bindings = new Map<string, [string, string, string, Record<string, unknown> | undefined]>();
-  #qos: [number, number | undefined, boolean | undefined] | undefined;
-  #consumers = new Map<string, ConsumerRecord>();
+  #waiters = new Set<Waiter>();
+  /** What was declared through this channel; made on the first declaration. */
+  #registry: ChannelRegistry<DeliveryHandler> | undefined;
   #state: ChannelState = 'opening';
   #buffered = 0;
+  #unwatch: (() => void) | undefined;
 
   /** @internal Created by Connection. */
   constructor(channelId: number, host: ChannelHost) {
@@ -185,7 +180,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     channel.on('cancel', (consumerTag) => this.#onBrokerCancel(channel, consumerTag));
     this.#epoch += 1;
     try {
-      if (recover) await this.#restore(channel);
+      if (recover) await this.#registry?.restore(channel, (onMessage) => this.#wrap(onMessage));
     } catch (error) {
       await channel.close().catch(() => undefined);
       throw error;
@@ -194,18 +189,33 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (recover) this.emit('recovered', { epoch: this.#epoch });
   }
 
-  /** @internal watchChannel actor: reports the transport channel's death. */
-  watch(report: (error: KombuError) => void): () => void {
+  /** @internal watchChannel action: reports the transport channel's death until {@link unwatch}. */
+  watch(report: (error: KombuError) => void): void {
+    this.unwatch();
     const channel = this.#current;
-    if (!channel) return () => undefined;
+    if (!channel) {
+      queueMicrotask(() => report(new ChannelError('Channel vanished before it was watched.', { recoverable: true })));
+      return;
+    }
+    let watching = true;
     const onClose = (error?: KombuError): void => {
-      if (!error) return;
+      if (!error || !watching) return;
       this.#lastError = error;
       report(error);
     };
     channel.on('close', onClose);
     if (!channel.isOpen) queueMicrotask(() => onClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
-    return () => channel.off('close', onClose);
+    this.#unwatch = () => {
+      watching = false;
+      channel.off('close', onClose);
+    };
+  }
+
+  /** @internal unwatchChannel action. */
+  unwatch(): void {
+    const unwatch = this.#unwatch;
+    this.#unwatch = undefined;
+    unwatch?.();
   }
 
   /** @internal abandonChannel action. */
@@ -223,37 +233,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (channel?.isOpen) await channel.close();
   }
 
-  async #restore(channel: TransportChannel): Promise<void> {
-    for (const exchange of this.#exchanges.values()) await channel.declareExchange(exchange);
-    for (const [name, queue] of this.#queues) {
-      const ok = await channel.declareQueue(queue);
-      if (queue.name === '') this.#renamed.set(name, ok.queue);
-    }
-    for (const [queue, exchange, routingKey, args] of this.#bindings.values()) {
-      await channel.bindQueue(this.#renamed.get(queue) ?? queue, exchange, routingKey, args);
-    }
-    if (this.#qos) await channel.qos(...this.#qos);
-    for (const [tag, consumer] of this.#consumers) {
-      const queue = this.#renamed.get(consumer.queue) ?? consumer.queue;
-      await channel.consume(queue, { ...consumer.options, consumerTag: tag }, this.#wrap(consumer.onMessage));
-    }
+  get #declared(): ChannelRegistry<DeliveryHandler> {
+    return (this.#registry ??= new ChannelRegistry());
+  }
+
+  #nameOf(queue: string): string {
+    return this.#registry ? this.#registry.nameOf(queue) : queue;
   }
 
   #onBrokerCancel(channel: TransportChannel, consumerTag: string): void {
-    const consumer = this.#consumers.get(consumerTag);
-    if (!consumer) return;
-    this.emit('consumerCancelled', { consumerTag, queue: consumer.queue });
-    const queue = [...this.#queues.entries()].find(([name]) => name === consumer.queue)?.[1];
-    const resume = async (): Promise<void> => {
-      if (queue) await channel.declareQueue(queue);
-      for (const [q, exchange, routingKey, args] of this.#bindings.values()) {
-        if (q === consumer.queue) await channel.bindQueue(q, exchange, routingKey, args);
-      }
-      if (this.#consumers.has(consumerTag)) {
-        await channel.consume(consumer.queue, { ...consumer.options, consumerTag }, this.#wrap(consumer.onMessage));
-      }
-    };
-    resume().catch((error: unknown) => this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error })));
+    const queue = this.#registry?.queueOf(consumerTag);
+    if (queue === undefined) return;
+    this.emit('consumerCancelled', { consumerTag, queue });
+    this.#declared
+      .resume(channel, consumerTag, (onMessage) => this.#wrap(onMessage))
+      .catch((error: unknown) => this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error })));
   }
 
   #wrap(onMessage: DeliveryHandler): (message: RawMessage) => void {
@@ -273,45 +267,38 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async declareExchange(declaration: ExchangeDeclaration): Promise<void> {
     await (await this.#live()).declareExchange(declaration);
-    if (!declaration.passive) this.#exchanges.set(declaration.name, declaration);
+    if (!declaration.passive) this.#declared.exchangeDeclared(declaration);
   }
 
   async deleteExchange(name: string, options?: { ifUnused?: boolean }): Promise<void> {
     await (await this.#live()).deleteExchange(name, options);
-    this.#exchanges.delete(name);
-    for (const [k, binding] of this.#bindings) if (binding[1] === name) this.#bindings.delete(k);
+    this.#registry?.exchangeDeleted(name);
   }
 
   async declareQueue(declaration: QueueDeclaration): Promise<QueueDeclareOk> {
     const ok = await (await this.#live()).declareQueue(declaration);
-    if (!declaration.passive) {
-      // A server-named queue is remembered under the name the broker gave it.
-      this.#queues.set(declaration.name === '' ? ok.queue : declaration.name, declaration);
-      if (declaration.name === '') this.#renamed.set(ok.queue, ok.queue);
-    }
+    if (!declaration.passive) this.#declared.queueDeclared(declaration, ok);
     return ok;
   }
 
   async bindQueue(queue: string, exchange: string, routingKey: string, args?: Record<string, unknown>): Promise<void> {
-    await (await this.#live()).bindQueue(this.#renamed.get(queue) ?? queue, exchange, routingKey, args);
-    this.#bindings.set(key(queue, exchange, routingKey, args), [queue, exchange, routingKey, args]);
+    await (await this.#live()).bindQueue(this.#nameOf(queue), exchange, routingKey, args);
+    this.#declared.bound(queue, exchange, routingKey, args);
   }
 
   async unbindQueue(queue: string, exchange: string, routingKey: string, args?: Record<string, unknown>): Promise<void> {
-    await (await this.#live()).unbindQueue(this.#renamed.get(queue) ?? queue, exchange, routingKey, args);
-    this.#bindings.delete(key(queue, exchange, routingKey, args));
+    await (await this.#live()).unbindQueue(this.#nameOf(queue), exchange, routingKey, args);
+    this.#registry?.unbound(queue, exchange, routingKey, args);
   }
 
   async deleteQueue(name: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number> {
-    const count = await (await this.#live()).deleteQueue(this.#renamed.get(name) ?? name, options);
-    this.#queues.delete(name);
-    for (const [k, binding] of this.#bindings) if (binding[0] === name) this.#bindings.delete(k);
-    for (const [tag, consumer] of this.#consumers) if (consumer.queue === name) this.#consumers.delete(tag);
+    const count = await (await this.#live()).deleteQueue(this.#nameOf(name), options);
+    this.#registry?.queueDeleted(name);
     return count;
   }
 
   async purgeQueue(name: string): Promise<number> {
-    return (await this.#live()).purgeQueue(this.#renamed.get(name) ?? name);
+    return (await this.#live()).purgeQueue(this.#nameOf(name));
   }
 
   /** Publishes waiting for this channel to come back (see {@link whenWritable}). */
@@ -420,20 +407,20 @@ export class Channel extends EventEmitter<ChannelEvents> {
   async get(queue: string, options: { noAck: boolean }): Promise<{ message: RawMessage; epoch: number } | undefined> {
     const channel = await this.#live();
     const epoch = this.#epoch;
-    const message = await channel.get(this.#renamed.get(queue) ?? queue, options);
+    const message = await channel.get(this.#nameOf(queue), options);
     return message ? { message, epoch } : undefined;
   }
 
   /** Starts a consumer that survives channel errors and reconnects. Resolves with its tag. */
   async consume(queue: string, options: ConsumeOptions, onMessage: DeliveryHandler): Promise<string> {
     const channel = await this.#live();
-    const tag = await channel.consume(this.#renamed.get(queue) ?? queue, options, this.#wrap(onMessage));
-    this.#consumers.set(tag, { queue, options: { ...options, consumerTag: tag }, onMessage });
+    const tag = await channel.consume(this.#nameOf(queue), options, this.#wrap(onMessage));
+    this.#declared.consumerAdded(tag, queue, options, onMessage);
     return tag;
   }
 
   async cancel(consumerTag: string): Promise<void> {
-    this.#consumers.delete(consumerTag);
+    this.#registry?.consumerRemoved(consumerTag);
     if (this.#state === 'open' && this.#current?.isOpen) await this.#current.cancel(consumerTag);
   }
 
@@ -453,7 +440,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async qos(prefetchCount: number, prefetchSize?: number, global?: boolean): Promise<void> {
     await (await this.#live()).qos(prefetchCount, prefetchSize, global);
-    this.#qos = [prefetchCount, prefetchSize, global];
+    this.#declared.qos(prefetchCount, prefetchSize, global);
   }
 
   async recover(requeue = true): Promise<void> {

@@ -8,8 +8,9 @@
  * through `info()` and `asUri({ includePassword: true })`, which the caller asks for.
  */
 import { EventEmitter } from 'eventemitter3';
-import { createActor, fromCallback, fromPromise, type Actor } from 'xstate';
-import { connectionMachine, heartbeatMachine, channelMachine, summarizeError, type ChannelEvent, type ErrorSummary } from '../machines/index.js';
+import type { Actor } from 'xstate';
+import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
+import { createConnectionActor } from './connection-driver.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
 import { Consumer, Producer, type ConsumerOptions, type ProducerOptions } from './messaging.js';
@@ -86,6 +87,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #store: Store<ConnectionStatus>;
   #transport: Transport | undefined;
   #current: TransportConnection | undefined;
+  #unwatch: (() => void) | undefined;
   #lastError: KombuError | undefined;
   #channels = new Map<number, Channel>();
   #nextChannelId = 1;
@@ -113,61 +115,28 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
     const schedule = scheduleOf(options.retryPolicy ?? {});
     this.#store = new Store(this.#status('idle', undefined));
-    this.#actor = createActor(this.#provideMachine(), {
-      input: {
-        hosts: this.#hosts,
-        heartbeat,
-        heartbeatRate: options.heartbeatRate ?? 5,
-        autoReconnect: options.autoReconnect ?? true,
-        schedule,
+    this.#actor = createConnectionActor(
+      {
+        connectTransport: (hostIndex, signal) => this.#connectTransport(hostIndex, signal),
+        watch: (report) => this.#watch(report),
+        unwatch: () => this.#unwatchTransport(),
+        closeTransport: () => this.#closeTransport(),
+        abandonTransport: () => this.#abandonTransport(),
+        heartbeatCheck: () => this.#current?.heartbeatCheck(this.#options.heartbeatRate ?? 5),
+        channel: (channelId) => this.#channels.get(channelId),
       },
-      ...(options.inspect ? { inspect: options.inspect } : {}),
-    });
+      { hosts: this.#hosts, heartbeat, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
+      options.inspect,
+    );
     this.#actor.subscribe({ next: (snapshot) => this.#onSnapshot(snapshot.value as ConnectionState) });
     this.#actor.start();
   }
 
-  #provideMachine() {
-    return connectionMachine.provide({
-      actors: {
-        connectTransport: fromPromise<void, { hostIndex: number; attempt: number }>(({ input, signal }) => this.#connectTransport(input.hostIndex, signal)),
-        watchConnection: fromCallback(({ sendBack }) => this.#watch(sendBack)),
-        closeTransport: fromPromise<void>(() => this.#closeTransport()),
-        heartbeat: heartbeatMachine.provide({
-          actors: {
-            checkHeartbeat: fromPromise<void>(async () => {
-              this.#current?.heartbeatCheck(this.#options.heartbeatRate ?? 5);
-            }),
-          },
-        }),
-        channel: channelMachine.provide({
-          actors: {
-            openChannel: fromPromise<void, { channelId: number; recover: boolean }>(({ input, signal }) => this.#channelOf(input.channelId).open(input.recover, signal)),
-            watchChannel: fromCallback<ChannelEvent, { channelId: number }>(({ input, sendBack }) =>
-              this.#channelOf(input.channelId).watch((error) => sendBack({ type: 'channel.lost', error: summarizeError(error) })),
-            ),
-            closeChannel: fromPromise<void, { channelId: number }>(({ input }) => this.#channels.get(input.channelId)?.closeTransport() ?? Promise.resolve()),
-          },
-          actions: {
-            abandonChannel: ({ context }) => this.#channels.get(context.channelId)?.abandon(),
-          },
-        }),
-      },
-      actions: {
-        abandonTransport: () => {
-          const dead = this.#current;
-          this.#current = undefined;
-          dead?.removeAllListeners();
-          dead?.close().catch(noop);
-        },
-      },
-    });
-  }
-
-  #channelOf(channelId: number): Channel {
-    const channel = this.#channels.get(channelId);
-    if (!channel) throw new IllegalStateError(`Channel ${channelId} is not known to this connection.`, this.#state);
-    return channel;
+  #abandonTransport(): void {
+    const dead = this.#current;
+    this.#current = undefined;
+    dead?.removeAllListeners();
+    dead?.close().catch(noop);
   }
 
   /** Masks any password of ours out of an error before it reaches a machine, an event or a log. */
@@ -219,27 +188,34 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#transport;
   }
 
-  #watch(sendBack: (event: { type: 'transport.lost'; error: ErrorSummary } | { type: 'transport.blocked'; reason: string } | { type: 'transport.unblocked' }) => void): () => void {
+  #watch(report: (event: { type: 'transport.lost'; error: ErrorSummary } | { type: 'transport.blocked'; reason: string } | { type: 'transport.unblocked' }) => void): void {
+    this.#unwatchTransport();
     const connection = this.#current;
     if (!connection) {
       const error = new ConnectionError('Connection vanished before it was watched.');
-      queueMicrotask(() => sendBack({ type: 'transport.lost', error: summarizeError(error) }));
-      return noop;
+      queueMicrotask(() => report({ type: 'transport.lost', error: summarizeError(error) }));
+      return;
     }
     const onClose = (error?: KombuError): void => {
       this.#lastError = this.#scrub(error ?? new ConnectionError('The broker closed the connection.'));
-      sendBack({ type: 'transport.lost', error: summarizeError(this.#lastError) });
+      report({ type: 'transport.lost', error: summarizeError(this.#lastError) });
     };
-    const onBlocked = (reason: string): void => sendBack({ type: 'transport.blocked', reason });
-    const onUnblocked = (): void => sendBack({ type: 'transport.unblocked' });
+    const onBlocked = (reason: string): void => report({ type: 'transport.blocked', reason });
+    const onUnblocked = (): void => report({ type: 'transport.unblocked' });
     connection.on('close', onClose);
     connection.on('blocked', onBlocked);
     connection.on('unblocked', onUnblocked);
-    return () => {
+    this.#unwatch = () => {
       connection.off('close', onClose);
       connection.off('blocked', onBlocked);
       connection.off('unblocked', onUnblocked);
     };
+  }
+
+  #unwatchTransport(): void {
+    const unwatch = this.#unwatch;
+    this.#unwatch = undefined;
+    unwatch?.();
   }
 
   async #closeTransport(): Promise<void> {

@@ -36,6 +36,11 @@ const STRING_KEYS = [
 ] as const;
 const NUMBER_KEYS = ['deliveryMode', 'priority', 'timestamp'] as const;
 
+function isEmpty(table: Record<string, unknown>): boolean {
+  for (const _key in table) return false;
+  return true;
+}
+
 /** kombu-ts properties -> amqplib publish options. */
 export function toPublishOptions(properties: MessageProperties, mandatory: boolean): AmqplibPublishOptions {
   const options: AmqplibPublishOptions = {};
@@ -46,7 +51,8 @@ export function toPublishOptions(properties: MessageProperties, mandatory: boole
   if (properties.deliveryMode !== undefined) options.deliveryMode = properties.deliveryMode;
   if (properties.priority !== undefined) options.priority = properties.priority;
   if (properties.timestamp !== undefined) options.timestamp = Math.floor(properties.timestamp);
-  if (properties.headers !== undefined) options.headers = properties.headers;
+  // An empty table is the same as none to every reader (kombu, amqplib): spare encoding it.
+  if (properties.headers !== undefined && !isEmpty(properties.headers)) options.headers = properties.headers;
   if (mandatory) options.mandatory = true;
   return options;
 }

@@ -38,7 +38,6 @@ function liveChannel() {
     actors: {
       openChannel: fromPromise<void, { channelId: number; recover: boolean }>(({ input: i }) => byHand(i.recover ? 'recover' : 'open')()),
       closeChannel: fromPromise<void, { channelId: number }>(byHand('close')),
-      watchChannel: fromCallback(() => undefined),
     },
   });
   const parent = setup({ actors: { channel: machine } }).createMachine({

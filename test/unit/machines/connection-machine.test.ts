@@ -50,7 +50,6 @@ function liveActor(autoReconnect: boolean) {
     actors: {
       connectTransport: fromPromise<void, { hostIndex: number; attempt: number }>(settleByHand('connect')),
       closeTransport: fromPromise<void>(settleByHand('close')),
-      watchConnection: fromCallback(() => undefined),
     },
   });
   const actor = createActor(machine, { input: { ...input, autoReconnect }, clock });
@@ -160,5 +159,32 @@ describe('connection machine (scenarios on a simulated clock)', () => {
     await run({ type: 'xstate.done.actor.close' });
     expect(actor.getSnapshot().status).toBe('done');
     expect(Object.keys(actor.getSnapshot().children)).toEqual([]);
+  });
+
+  it('watches the transport and runs a heartbeat child only while connected, and only when heartbeats are on', async () => {
+    for (const heartbeat of [0, 2]) {
+      const calls: string[] = [];
+      const machine = connectionMachine.provide({
+        actors: {
+          connectTransport: fromPromise<void, { hostIndex: number; attempt: number }>(async () => undefined),
+          closeTransport: fromPromise<void>(async () => undefined),
+        },
+        actions: {
+          watchTransport: () => calls.push('watch'),
+          unwatchTransport: () => calls.push('unwatch'),
+        },
+      });
+      const actor = createActor(machine, { input: { ...input, heartbeat }, clock: new SimulatedClock() });
+      actor.start();
+      actor.send({ type: 'connect' });
+      await new Promise((r) => setImmediate(r));
+      expect(actor.getSnapshot().value).toBe('connected');
+      expect(calls).toEqual(['watch']);
+      expect(Object.keys(actor.getSnapshot().children)).toEqual(heartbeat > 0 ? ['heartbeat'] : []);
+      actor.send({ type: 'transport.lost', error: recoverable });
+      expect(calls).toEqual(['watch', 'unwatch']);
+      expect(Object.keys(actor.getSnapshot().children)).not.toContain('heartbeat');
+      actor.stop();
+    }
   });
 });

@@ -1,0 +1,124 @@
+/**
+ * What was declared through one Channel, so that a new transport channel can be given the
+ * same state after a channel error or a reconnect: exchanges, queues (server-named ones under
+ * the name the broker gave them), bindings, qos and consumers.
+ *
+ * A Channel creates its registry on the first declaration: a channel that only publishes
+ * (the common producer case) carries none of these maps.
+ */
+import type {
+  ConsumeOptions, ExchangeDeclaration, QueueDeclaration, QueueDeclareOk, RawMessage, TransportChannel,
+} from './transports/transport.js';
+
+/** Wraps a consumer's handler for the epoch it is (re)registered in. */
+export type Wrap<H> = (onMessage: H) => (message: RawMessage) => void;
+
+interface ConsumerRecord<H> {
+  queue: string;
+  options: ConsumeOptions;
+  onMessage: H;
+}
+
+type Binding = [queue: string, exchange: string, routingKey: string, args: Record<string, unknown> | undefined];
+
+const key = (...parts: unknown[]): string => JSON.stringify(parts);
+
+/**
+ * @example
+ * ```ts
+ * const registry = new ChannelRegistry<DeliveryHandler>();
+ * registry.queueDeclared(declaration, await channel.declareQueue(declaration));
+ * await registry.restore(newChannel, (handler) => (message) => handler(message, epoch));
+ * ```
+ */
+export class ChannelRegistry<H> {
+  readonly #exchanges = new Map<string, ExchangeDeclaration>();
+  readonly #queues = new Map<string, QueueDeclaration>();
+  /** Server-named queues: the name first given -> the name on the current channel. */
+  readonly #renamed = new Map<string, string>();
+  readonly #bindings = new Map<string, Binding>();
+  readonly #consumers = new Map<string, ConsumerRecord<H>>();
+  #qos: [number, number | undefined, boolean | undefined] | undefined;
+
+  /** The name `queue` has on the current transport channel. */
+  nameOf(queue: string): string {
+    return this.#renamed.get(queue) ?? queue;
+  }
+
+  exchangeDeclared(declaration: ExchangeDeclaration): void {
+    if (!declaration.passive) this.#exchanges.set(declaration.name, declaration);
+  }
+
+  exchangeDeleted(name: string): void {
+    this.#exchanges.delete(name);
+    for (const [k, binding] of this.#bindings) if (binding[1] === name) this.#bindings.delete(k);
+  }
+
+  queueDeclared(declaration: QueueDeclaration, ok: QueueDeclareOk): void {
+    if (declaration.passive) return;
+    // A server-named queue is remembered under the name the broker gave it.
+    this.#queues.set(declaration.name === '' ? ok.queue : declaration.name, declaration);
+    if (declaration.name === '') this.#renamed.set(ok.queue, ok.queue);
+  }
+
+  queueDeleted(name: string): void {
+    this.#queues.delete(name);
+    for (const [k, binding] of this.#bindings) if (binding[0] === name) this.#bindings.delete(k);
+    for (const [tag, consumer] of this.#consumers) if (consumer.queue === name) this.#consumers.delete(tag);
+  }
+
+  bound(...binding: Binding): void {
+    this.#bindings.set(key(...binding), binding);
+  }
+
+  unbound(...binding: Binding): void {
+    this.#bindings.delete(key(...binding));
+  }
+
+  qos(prefetchCount: number, prefetchSize: number | undefined, global: boolean | undefined): void {
+    this.#qos = [prefetchCount, prefetchSize, global];
+  }
+
+  consumerAdded(tag: string, queue: string, options: ConsumeOptions, onMessage: H): void {
+    this.#consumers.set(tag, { queue, options: { ...options, consumerTag: tag }, onMessage });
+  }
+
+  consumerRemoved(tag: string): void {
+    this.#consumers.delete(tag);
+  }
+
+  /** The queue a consumer reads, if the consumer is known. */
+  queueOf(tag: string): string | undefined {
+    return this.#consumers.get(tag)?.queue;
+  }
+
+  /** Declares everything again on `channel`, in dependency order, then re-consumes. */
+  async restore(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
+    for (const exchange of this.#exchanges.values()) await channel.declareExchange(exchange);
+    for (const [name, queue] of this.#queues) {
+      const ok = await channel.declareQueue(queue);
+      if (queue.name === '') this.#renamed.set(name, ok.queue);
+    }
+    for (const [queue, exchange, routingKey, args] of this.#bindings.values()) {
+      await channel.bindQueue(this.nameOf(queue), exchange, routingKey, args);
+    }
+    if (this.#qos) await channel.qos(...this.#qos);
+    for (const [tag, consumer] of this.#consumers) {
+      await channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
+    }
+  }
+
+  /** After the broker cancelled consumer `tag` (its queue was deleted): declare the queue and its bindings again, and resume it. */
+  async resume(channel: TransportChannel, tag: string, wrap: Wrap<H>): Promise<void> {
+    const consumer = this.#consumers.get(tag);
+    if (!consumer) return;
+    const queue = this.#queues.get(consumer.queue);
+    if (queue) await channel.declareQueue(queue);
+    for (const [q, exchange, routingKey, args] of this.#bindings.values()) {
+      if (q === consumer.queue) await channel.bindQueue(q, exchange, routingKey, args);
+    }
+    if (this.#consumers.has(tag)) {
+      await channel.consume(consumer.queue, { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
+    }
+  }
+}
