@@ -4,13 +4,16 @@
  * kombu's rules: a URL's own parts win, the keyword options fill what the URL leaves out (for
  * every alternate broker too), `h1;h2` and `alternates` add brokers, and the transport's
  * defaults fill the rest (for AMQP the RabbitMQ URI spec's guest/guest@localhost:5672, vhost `/`).
+ * The port: the URL's, else the `port` option, else the transport's default, which for AMQP
+ * with `ssl` on is 5671 (py-amqp's `default_ssl_port`).
  */
 import type { ActorOptions, AnyActorLogic } from 'xstate';
 import { ConfigurationError } from './errors.js';
 import type { FailoverStrategy, RetryPolicy } from './retry.js';
 import { canonicalName, checkScheme, defaultPortFor } from './transports/registry.js';
+import { checkTlsOptions } from './transports/tls-options.js';
 import type { TlsOptions, Transport } from './transports/transport.js';
-import { formatUrl, parseUrl, splitHosts, type UrlParts } from './url.js';
+import { formatUrl, parseBrokerUrl, splitHosts, type UrlParts } from './url.js';
 
 /** Options of `new Connection()`: kombu's keyword arguments, camelCased. Durations in seconds. */
 export interface ConnectionOptions {
@@ -18,8 +21,19 @@ export interface ConnectionOptions {
   userid?: string;
   password?: string;
   virtualHost?: string;
+  /** Broker port, used when the URL names none. Default: the transport's (AMQP 5672; 5671 with `ssl`). */
   port?: number;
-  /** TLS: `true`, or options for Node's `tls.connect`. */
+  /**
+   * TLS: `true` (Node's default CAs), or options ({@link TlsOptions}) in Node's spelling
+   * (`ca`, `cert`, `key` as PEM contents, `servername`, `rejectUnauthorized`...) or kombu's
+   * (`ca_certs`, `certfile`, `keyfile` as file paths, read at every connect; `cert_reqs`,
+   * `server_hostname`). Turns TLS on for `amqp://` too, and makes its default port 5671.
+   *
+   * @example
+   * ```ts
+   * new Connection('amqp://rabbit.internal//', { ssl: { ca_certs: '/etc/ssl/rabbit-ca.pem', cert_reqs: 'CERT_REQUIRED' } });
+   * ```
+   */
   ssl?: boolean | TlsOptions;
   /** Transport name (`amqp`, `redis`, `memory`...) or a Transport object. Default `amqp`. */
   transport?: string | Transport;
@@ -107,14 +121,18 @@ export function transportName(options: ConnectionOptions): string | undefined {
 
 function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
   const defaults = TRANSPORT_DEFAULTS[canonicalName(parts.transport)] ?? {};
+  const ssl = parts.ssl ?? options.ssl ?? parts.transport.endsWith('s');
+  // Fails here, not at connect, for kombu/Node spelling clashes and bad cert_reqs values.
+  checkTlsOptions(ssl);
   return {
     transport: parts.transport,
     hostname: parts.hostname ?? options.hostname ?? defaults.hostname ?? 'localhost',
-    port: parts.port ?? options.port ?? defaultPortFor(parts.transport),
+    // An explicit port (the URL's, then the option) always wins over the defaults.
+    port: parts.port ?? options.port ?? defaultPortFor(parts.transport, ssl !== false),
     userid: parts.userid ?? options.userid ?? defaults.userid,
     password: parts.password ?? options.password ?? defaults.password,
     virtualHost: parts.virtualHost ?? options.virtualHost ?? defaults.virtualHost,
-    ssl: parts.ssl ?? options.ssl ?? parts.transport.endsWith('s'),
+    ssl,
     connectTimeout: parts.connectTimeout ?? options.connectTimeout ?? 4,
     heartbeat: parts.heartbeat ?? options.heartbeat ?? 0,
     loginMethod: parts.loginMethod ?? options.loginMethod,
@@ -139,7 +157,7 @@ export function resolveBrokers(urlOrHostname: string | undefined, options: Conne
     }
   }
   urls.push(...(options.alternates ?? []));
-  const parsed = [...plain, ...urls.map((url) => parseUrl(url))];
+  const parsed = [...plain, ...urls.map((url) => parseBrokerUrl(url))];
   let failoverStrategy: FailoverStrategy = options.failoverStrategy ?? 'round-robin';
   const fromUrl = parsed[0]?.failoverStrategy;
   if (options.failoverStrategy === undefined && fromUrl !== undefined) failoverStrategy = fromUrl as FailoverStrategy;

@@ -4,15 +4,17 @@
  * `transport://userid:password@hostname:port/virtual_host?query`, percent-decoded. AMQP's
  * vhost is the path without its first slash (`//` and `/%2F` both mean `/`); Redis's is the
  * database number. Query parameters become options (`heartbeat=10`, `ssl=true`,
- * `connect_timeout=3`, `failover_strategy=shuffle`; anything else lands in
- * `transportOptions`, camelCased). `h1;h2` lists several brokers, and kombu's `x+url`
- * prefix names the transport in front of a URL.
+ * `connect_timeout=3`, `failover_strategy=shuffle`; kombu's `ssl_*` parameters become `ssl`
+ * options; anything else lands in `transportOptions`, camelCased). `h1;h2` lists several
+ * brokers, and kombu's `x+url` prefix names the transport in front of a URL.
  *
  * Passwords leave this module only inside `parseUrl()`'s result; every string meant for
  * people goes through `maskUrl()`.
  */
 import { ConfigurationError } from './errors.js';
 import { checkScheme, defaultPortFor } from './transports/registry.js';
+import { certReqsToRejectUnauthorized } from './transports/tls-options.js';
+import type { TlsOptions } from './transports/transport.js';
 
 /** What `parseUrl()` returns: kombu's keys, camelCased. */
 export interface UrlParts {
@@ -25,7 +27,13 @@ export interface UrlParts {
   /** Options from the query string (kombu passes them on to Connection). */
   heartbeat?: number;
   connectTimeout?: number;
-  ssl?: boolean | Record<string, unknown>;
+  /**
+   * `ssl=true`, or the `ssl_*` parameters as TLS options: `ssl_ca_certs`, `ssl_certfile` and
+   * `ssl_keyfile` (file paths) as `ca_certs`, `certfile` and `keyfile` (read when connecting),
+   * `ssl_cert_reqs` as `rejectUnauthorized`, `ssl_server_hostname` as `servername`,
+   * `ssl_check_hostname` as `check_hostname`.
+   */
+  ssl?: boolean | TlsOptions;
   loginMethod?: string;
   failoverStrategy?: string;
   transportOptions?: Record<string, unknown>;
@@ -33,14 +41,31 @@ export interface UrlParts {
   alternates?: string[];
 }
 
+/**
+ * kombu's `ssl_*` query parameters -> TLS options. The files keep kombu's names (they hold
+ * paths, which the transport reads; Node's `ca`/`cert`/`key` would take a path for PEM text).
+ */
 const SSL_KEYS: Record<string, string> = {
-  ssl_ca_certs: 'ca',
-  ssl_certfile: 'cert',
-  ssl_keyfile: 'key',
-  ssl_check_hostname: 'checkServerIdentity',
+  ssl_ca_certs: 'ca_certs',
+  ssl_certfile: 'certfile',
+  ssl_keyfile: 'keyfile',
+  ssl_check_hostname: 'check_hostname',
   ssl_server_hostname: 'servername',
   ssl_cert_reqs: 'rejectUnauthorized',
 };
+
+function sslValue(key: string, raw: string, url: string): unknown {
+  const where = `Broker URL ${maskUrl(url)}: '${key}'`;
+  if (key === 'ssl_cert_reqs') return certReqsToRejectUnauthorized(raw, where);
+  if (key === 'ssl_check_hostname') {
+    const flag = raw === '' ? true : coerce(raw);
+    if (typeof flag !== 'boolean' && flag !== 0 && flag !== 1) throw new ConfigurationError(`${where} must be true or false, got '${raw}'.`);
+    return Boolean(flag);
+  }
+  // Paths and host names stay strings ('123' is a file name, not a number).
+  if (raw === '') throw new ConfigurationError(`${where} is empty.`);
+  return raw;
+}
 
 const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
@@ -68,7 +93,7 @@ function parseQuery(query: string, url: string, parts: UrlParts): void {
     const raw = decode(eq < 0 ? '' : pair.slice(eq + 1).replace(/\+/g, ' '), 'query value', url);
     const sslKey = SSL_KEYS[key];
     if (sslKey !== undefined) {
-      ssl[sslKey] = key === 'ssl_cert_reqs' ? !/^(CERT_NONE|none|0|false)$/i.test(raw) : coerce(raw);
+      ssl[sslKey] = sslValue(key, raw, url);
       continue;
     }
     switch (key) {
@@ -99,7 +124,9 @@ function parseQuery(query: string, url: string, parts: UrlParts): void {
 
 /**
  * Parses a broker URL into kombu's parts (camelCased). Throws `ConfigurationError` for a
- * malformed URL or an unknown transport (with a "did you mean" for a near one).
+ * malformed URL, an unknown transport (with a "did you mean" for a near one) or a bad option
+ * value. Without a port in the URL, `port` is the transport's default: 5671 for AMQP when the
+ * query asks for TLS (`ssl=true`, `ssl_*`).
  *
  * @example
  * ```ts
@@ -108,9 +135,29 @@ function parseQuery(query: string, url: string, parts: UrlParts): void {
  * //   password: 'guest', virtualHost: '/' }
  * parseUrl('redis://:secret@cache:6380/2?visibility_timeout=3600');
  * // { transport: 'redis', ..., virtualHost: '2', transportOptions: { visibilityTimeout: 3600 } }
+ * parseUrl('amqp://rabbit//?ssl_ca_certs=/etc/ssl/ca.pem&ssl_cert_reqs=CERT_REQUIRED');
+ * // { transport: 'amqp', hostname: 'rabbit', port: 5671, ...,
+ * //   ssl: { ca_certs: '/etc/ssl/ca.pem', rejectUnauthorized: true } }
  * ```
  */
 export function parseUrl(url: string): UrlParts {
+  const parts = parseBrokerUrl(url);
+  // The transport's default; with TLS asked for (`ssl=true`, `ssl_*`), its TLS port (amqp: 5671).
+  parts.port ??= defaultPortFor(parts.transport, parts.ssl !== undefined && parts.ssl !== false);
+  return parts;
+}
+
+/**
+ * `parseUrl()` without the default port: `port` is undefined when the URL names none, so
+ * that an explicit `port` option (or the TLS port) can fill it, as in kombu.
+ *
+ * @example
+ * ```ts
+ * parseBrokerUrl('amqp://rabbit//').port; // undefined
+ * parseUrl('amqp://rabbit//').port; // 5672
+ * ```
+ */
+export function parseBrokerUrl(url: string): UrlParts {
   if (typeof url !== 'string' || url.trim() === '') {
     throw new ConfigurationError('Broker URL must be a non-empty string.');
   }
@@ -211,7 +258,7 @@ function parseOne(original: string): UrlParts {
   const parts: UrlParts = {
     transport,
     hostname: hostname === '' ? undefined : hostname,
-    port: port ?? defaultPortFor(transport),
+    port,
     userid,
     password,
     virtualHost,

@@ -83,7 +83,7 @@ const CHANNEL_RECOVERABLE: Record<number, boolean> = { 311: true, 313: true, 405
  * names, and Node's host name check), then the broker's alerts refusing our client
  * certificate or our protocol, then a port that does not speak TLS at all.
  */
-const UNTRUSTED = "pass the CA that signed the broker's certificate in ssl.ca";
+const UNTRUSTED = "pass the CA that signed the broker's certificate in ssl.ca (PEM) or ssl.ca_certs (a file path)";
 const CLIENT_CERT = 'the broker refused our client certificate (ssl.cert, ssl.key)';
 const TLS_FATAL: ReadonlyMap<string, string | undefined> = new Map([
   ['DEPTH_ZERO_SELF_SIGNED_CERT', UNTRUSTED], ['SELF_SIGNED_CERT_IN_CHAIN', UNTRUSTED],

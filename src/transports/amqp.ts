@@ -16,7 +16,8 @@ import {
 } from '../errors.js';
 import { AmqpConnection } from './amqp-connection.js';
 import { type BrokerInfo, mapOpenError } from './amqp-errors.js';
-import type { ConnectParams, Transport } from './transport.js';
+import { loadTlsOptions } from './tls-options.js';
+import type { ConnectParams, TlsOptions, Transport } from './transport.js';
 
 export { AmqpChannel } from './amqp-channel.js';
 export { AmqpConnection } from './amqp-connection.js';
@@ -28,6 +29,8 @@ export interface AmqpTransportOptions {
   /** `amqp` or `amqps`. */
   name: string;
   defaultPort: number;
+  /** The port when TLS is on and none is given (default `defaultPort`); py-amqp's is 5671. */
+  defaultTlsPort?: number;
   /** Always use TLS (amqps), whatever `ssl` says. */
   tls: boolean;
   /** Loads amqplib; tests replace it. */
@@ -108,10 +111,11 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
     throw error;
   }
 
-  const port = params.port ?? options.defaultPort;
+  const useTls = options.tls || params.ssl !== false;
+  // An explicit port always wins; without one, TLS means 5671 (py-amqp's default for ssl).
+  const port = params.port ?? (useTls ? options.defaultTlsPort ?? options.defaultPort : options.defaultPort);
   const userid = params.userid ?? 'guest';
   const vhost = params.virtualHost || '/';
-  const useTls = options.tls || params.ssl !== false;
   const scheme = useTls ? 'amqps' : 'amqp';
   // EXTERNAL logs in as whoever the client certificate names: no user id in messages then.
   const external = params.loginMethod?.toUpperCase() === 'EXTERNAL';
@@ -143,7 +147,6 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
 
   const extraProperties = transportOptions['clientProperties'];
   const socketOptions: Amqplib.SocketOptions = {
-    ...(typeof params.ssl === 'object' ? params.ssl : {}),
     noDelay: true,
     credentials: credentialsFor(amqp, params.loginMethod, userid, params.password ?? 'guest'),
     clientProperties: {
@@ -162,9 +165,14 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
     controller.abort(new ConnectTimeout(`Timed out after ${params.connectTimeout} s connecting to ${broker.url}`));
   }, timeoutMs);
 
-  // net.Socket and tls.TLSSocket destroy themselves when `signal` aborts.
-  const attempt = amqp.connect(connectOptions, { ...socketOptions, signal: controller.signal } as Amqplib.SocketOptions);
+  let attempt: ReturnType<AmqplibModule['connect']> | undefined;
   try {
+    // kombu's file options (ca_certs, certfile, keyfile) are read on every attempt, within
+    // connectTimeout: a certificate rotated on disk is used by the next reconnect.
+    const ssl = useTls && typeof params.ssl === 'object' ? params.ssl : undefined;
+    const tlsOptions = ssl ? await raceAbort(loadTlsOptions(ssl, { where: broker.url, signal: controller.signal }), controller.signal) : {};
+    // net.Socket and tls.TLSSocket destroy themselves when `signal` aborts.
+    attempt = amqp.connect(connectOptions, { ...tlsOptions, ...socketOptions, signal: controller.signal } as Amqplib.SocketOptions);
     const model = await raceAbort(attempt, controller.signal);
     if (controller.signal.aborted) {
       await model.close().catch(() => {});
@@ -174,7 +182,7 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
     return new AmqpConnection(model, { broker, closeTimeout });
   } catch (error) {
     // Lost the race to an abort: close whatever amqplib still manages to open.
-    attempt.then((model) => model.close().catch(() => {}), () => {});
+    attempt?.then((model) => model.close().catch(() => {}), () => {});
     if (controller.signal.aborted && controller.signal.reason instanceof KombuError) throw controller.signal.reason;
     throw mapOpenError(error, broker);
   } finally {
@@ -197,6 +205,7 @@ export function createAmqpTransport(options: AmqpTransportOptions): Transport {
   return {
     name: options.name,
     defaultPort: options.defaultPort,
+    ...(options.defaultTlsPort === undefined ? {} : { defaultTlsPort: options.defaultTlsPort }),
     capabilities: {
       exchangeTypes: ['direct', 'topic', 'fanout', 'headers'],
       priorities: true,
@@ -214,7 +223,8 @@ export function createAmqpTransport(options: AmqpTransportOptions): Transport {
 
 /**
  * The `amqp://` transport: RabbitMQ (or any AMQP 0-9-1 broker) over amqplib, port 5672.
- * TLS when `ssl` is true or an options object.
+ * TLS when `ssl` is true or an options object ({@link TlsOptions}), and then port 5671 unless
+ * one is given, as py-amqp does.
  *
  * @example
  * ```ts
@@ -228,15 +238,18 @@ export function createAmqpTransport(options: AmqpTransportOptions): Transport {
  * await conn.close();
  * ```
  */
-export const amqpTransport: Transport = createAmqpTransport({ name: 'amqp', defaultPort: 5672, tls: false });
+export const amqpTransport: Transport = createAmqpTransport({ name: 'amqp', defaultPort: 5672, defaultTlsPort: 5671, tls: false });
 
 /**
- * The `amqps://` transport: AMQP over TLS, port 5671. `ssl` options (ca, cert, key,
- * servername, rejectUnauthorized...) go to `tls.connect`.
+ * The `amqps://` transport: AMQP over TLS, port 5671. `ssl` options go to `tls.connect`:
+ * Node's (ca, cert, key as PEM contents, servername, rejectUnauthorized...) as they are,
+ * kombu's (ca_certs, certfile, keyfile as file paths, read at every connect; cert_reqs,
+ * server_hostname) translated; see {@link TlsOptions}.
  *
  * @example
  * ```ts
  * const conn = await amqpsTransport.connect({ ...params, ssl: { ca: [caPem] } }, signal);
+ * const byFiles = await amqpsTransport.connect({ ...params, ssl: { ca_certs: '/etc/ssl/rabbit-ca.pem' } }, signal);
  * ```
  */
 export const amqpsTransport: Transport = createAmqpTransport({ name: 'amqps', defaultPort: 5671, tls: true });

@@ -9,11 +9,13 @@ interface Entry {
   /** The canonical transport name. */
   name: string;
   defaultPort: number | undefined;
+  /** The default port when TLS is on, when it differs (py-amqp: 5671 for amqp with ssl). */
+  tlsPort?: number;
   /** Absent for schemes kombu-ts parses (so URLs round-trip) but has no transport for yet. */
   load?: () => Promise<Transport>;
 }
 
-const amqp: Entry = { name: 'amqp', defaultPort: 5672, load: async () => (await import('./amqp.js')).amqpTransport };
+const amqp: Entry = { name: 'amqp', defaultPort: 5672, tlsPort: 5671, load: async () => (await import('./amqp.js')).amqpTransport };
 const amqps: Entry = { name: 'amqps', defaultPort: 5671, load: async () => (await import('./amqp.js')).amqpsTransport };
 const redis: Entry = { name: 'redis', defaultPort: 6379 };
 const rediss: Entry = { name: 'rediss', defaultPort: 6379 };
@@ -66,13 +68,16 @@ export function checkScheme(scheme: string): void {
   if (!entries.has(scheme) && !custom.has(scheme)) throw unknownScheme(scheme);
 }
 
-/** The default port of the transport behind `scheme` (undefined for memory). */
-export function defaultPortFor(scheme: string): number | undefined {
+/**
+ * The default port of the transport behind `scheme` (undefined for memory); with `tls` (the
+ * `ssl` option on), its TLS port if it has one: `amqp` gives 5672, or 5671 with TLS.
+ */
+export function defaultPortFor(scheme: string, tls = false): number | undefined {
   const custom_ = custom.get(scheme);
-  if (custom_) return custom_.defaultPort;
+  if (custom_) return tls ? custom_.defaultTlsPort ?? custom_.defaultPort : custom_.defaultPort;
   const entry = entries.get(scheme);
   if (!entry) throw unknownScheme(scheme);
-  return entry.defaultPort;
+  return tls ? entry.tlsPort ?? entry.defaultPort : entry.defaultPort;
 }
 
 /** The canonical transport name for `scheme` (`pyamqp` -> `amqp`). */

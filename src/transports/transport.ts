@@ -19,8 +19,49 @@ import type { KombuError } from '../errors.js';
 
 export type ExchangeType = 'direct' | 'topic' | 'fanout' | 'headers';
 
-/** TLS options, passed to Node's `tls.connect` (ca, cert, key, servername, rejectUnauthorized...). */
-export type TlsOptions = Record<string, unknown>;
+/**
+ * TLS options: Node's `tls.connect` options, or kombu's spelling of them (the `ssl` dict of
+ * kombu and py-amqp), or both. Node's `ca`, `cert` and `key` hold the certificates and key
+ * themselves (PEM text or Buffers); kombu's `ca_certs`, `certfile` and `keyfile` hold file
+ * paths, read at every connection attempt (a certificate rotated on disk is used by the next
+ * reconnect). A URL's `ssl_*` query parameters arrive here in kombu's spelling. Giving one
+ * option in both spellings is a `ConfigurationError`. Anything else goes to `tls.connect` as
+ * it is (`minVersion`, `ciphers`, `passphrase`...).
+ *
+ * @example
+ * ```ts
+ * const kombuStyle: TlsOptions = { ca_certs: '/etc/rabbitmq/ca.pem', certfile: '/etc/app/client.pem', keyfile: '/etc/app/client.key', cert_reqs: 'CERT_REQUIRED' };
+ * const nodeStyle: TlsOptions = { ca: [readFileSync('/etc/rabbitmq/ca.pem')], servername: 'rabbit.internal' };
+ * ```
+ */
+export interface TlsOptions {
+  /** CA certificates to trust instead of Node's defaults: PEM text or Buffers (not a path: see `ca_certs`). */
+  ca?: string | Buffer | readonly (string | Buffer)[];
+  /** Client certificate chain, PEM text or Buffer (not a path: see `certfile`). */
+  cert?: string | Buffer | readonly (string | Buffer)[];
+  /** Client private key, PEM text or Buffer (not a path: see `keyfile`). */
+  key?: string | Buffer | readonly (string | Buffer)[];
+  /** The name checked against the broker's certificate (and sent as SNI); default: the host name. */
+  servername?: string;
+  /** Refuse a broker certificate that fails verification (default true). */
+  rejectUnauthorized?: boolean;
+  /** kombu: path of a PEM file of CA certificates to trust (becomes `ca`). URL: `ssl_ca_certs`. */
+  ca_certs?: string | URL;
+  /** kombu: path of the client certificate (PEM; may hold the key too). URL: `ssl_certfile`. */
+  certfile?: string | URL;
+  /** kombu: path of the client private key (PEM). URL: `ssl_keyfile`. */
+  keyfile?: string | URL;
+  /**
+   * kombu: `CERT_REQUIRED`/`CERT_OPTIONAL` (2/1) verify the broker's certificate, `CERT_NONE`
+   * (0) does not (becomes `rejectUnauthorized`). URL: `ssl_cert_reqs`.
+   */
+  cert_reqs?: 'CERT_REQUIRED' | 'CERT_OPTIONAL' | 'CERT_NONE' | 'required' | 'optional' | 'none' | 0 | 1 | 2;
+  /** kombu: the name to check the certificate against (becomes `servername`); null means the host name. */
+  server_hostname?: string | null;
+  /** false skips the host name check (the certificate is still verified). URL: `ssl_check_hostname`. */
+  check_hostname?: boolean;
+  [option: string]: unknown;
+}
 
 /** Everything a transport needs to open one connection to one broker. Secrets live here only. */
 export interface ConnectParams {
@@ -207,6 +248,8 @@ export interface Transport {
   /** The transport's name (`amqp`, `redis`, `memory`). */
   readonly name: string;
   readonly defaultPort: number | undefined;
+  /** The port when TLS is on (`ssl`) and none is given, when it differs from `defaultPort` (AMQP: 5671). */
+  readonly defaultTlsPort?: number;
   readonly capabilities: TransportCapabilities;
   /** Error classes that mean "the connection failed" (kombu's `connection_errors`). */
   readonly connectionErrors: readonly ErrorClass[];

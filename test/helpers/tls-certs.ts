@@ -47,13 +47,16 @@ export interface ClientCertificate {
   cert: Buffer;
   /** PEM, for `ssl.key`. */
   key: Buffer;
+  /** The same two as files, for kombu's `certfile`/`keyfile` (`ssl_certfile`/`ssl_keyfile`). */
+  certFile: string;
+  keyFile: string;
 }
 
 export interface TestCertificates {
   readonly dir: string;
   /** The test CA (PEM), for `ssl.ca`. */
   readonly caPem: Buffer;
-  /** Files the broker reads. */
+  /** Files the broker reads (and kombu-style clients: `ssl_ca_certs`). */
   readonly caFile: string;
   readonly serverCertFile: string;
   readonly serverKeyFile: string;
@@ -112,7 +115,10 @@ export async function createTestCertificates(options: { clients?: string[] } = {
     const read = (file: string) => readFile(path.join(dir, file));
     const clients = new Map<string, ClientCertificate>();
     for (const [i, commonName] of names.entries()) {
-      clients.set(commonName, { commonName, cert: await read(`client-${i}.pem`), key: await read(`client-${i}.key`) });
+      clients.set(commonName, {
+        commonName, cert: await read(`client-${i}.pem`), key: await read(`client-${i}.key`),
+        certFile: path.join(dir, `client-${i}.pem`), keyFile: path.join(dir, `client-${i}.key`),
+      });
     }
     return {
       dir,

@@ -167,6 +167,33 @@ describe.skipIf(!support.tls)('amqps:// on RabbitMQ (a TLS listener started for 
     expect(await brokerSideConnection(name)).toMatchObject({ user: 'guest', auth_mechanism: 'PLAIN', ssl: true, peer_cert_subject: `CN=${CLIENT}` });
   });
 
+  it("kombu's file options are read from disk: ssl_ca_certs (and ssl_certfile, ssl_keyfile) in the URL, or the ssl dict", async () => {
+    const file = (p: string) => encodeURIComponent(p);
+    const conn = connection(`${tlsUrl()}?ssl_ca_certs=${file(certs.caFile)}`);
+    await conn.connect();
+    expect(conn.info().ssl).toEqual({ ca_certs: certs.caFile });
+    expect(socketOf(conn).authorized).toBe(true);
+
+    const client = certs.clients.get(CLIENT)!;
+    const mtls = `amqps://guest:guest@127.0.0.1:${listeners.mtlsPort}//`;
+    for (const [url, ssl] of [
+      [`${mtls}?ssl_ca_certs=${file(certs.caFile)}&ssl_certfile=${file(client.certFile)}&ssl_keyfile=${file(client.keyFile)}&ssl_cert_reqs=CERT_REQUIRED`, undefined],
+      [mtls, { ca_certs: certs.caFile, certfile: client.certFile, keyfile: client.keyFile, cert_reqs: 'CERT_REQUIRED' }],
+    ] as const) {
+      const name = `kombu-ts-tls-test-${randomUUID()}`;
+      await connection(url, { connectionName: name, ...(ssl ? { ssl } : {}) }).connect();
+      expect(await brokerSideConnection(name)).toMatchObject({ user: 'guest', ssl: true, peer_cert_subject: `CN=${CLIENT}` });
+    }
+  });
+
+  it('a TLS file that cannot be read fails in one attempt, irrecoverable, naming the option and the path', async () => {
+    const missing = `${certs.dir}/no-such-ca.pem`;
+    await expectTlsFailure(
+      connection(`${tlsUrl(PASSWORD)}?ssl_ca_certs=${encodeURIComponent(missing)}`), 'ENOENT',
+      `Cannot read the file given as ssl.ca_certs (ssl_ca_certs in a URL) for amqps://guest@127.0.0.1:${listeners.port}/: '${missing}': no such file (ENOENT)`,
+    );
+  });
+
   it('close() leaves no socket or timer of ours behind', async () => {
     const count = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout').length;
     const before = count();

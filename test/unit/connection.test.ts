@@ -273,9 +273,13 @@ describe('Connection construction', () => {
   });
 
   it('takes keyword options where the URL is silent, and the URL wins where it speaks', () => {
+    // kombu drops the URL's missing parts (None) before they can override the keywords: port too.
     const conn = new Connection('amqp://app@rabbit/prod', { password: 'pw', port: 5673, heartbeat: 10, userid: 'ignored' });
-    expect(conn.info()).toMatchObject({ userid: 'app', password: 'pw', hostname: 'rabbit', port: 5672, virtualHost: 'prod', heartbeat: 10 });
+    expect(conn.info()).toMatchObject({ userid: 'app', password: 'pw', hostname: 'rabbit', port: 5673, virtualHost: 'prod', heartbeat: 10 });
     void conn.close();
+    const own = new Connection('amqp://app@rabbit:5674/prod', { port: 5673 });
+    expect(own.port).toBe(5674);
+    void own.close();
   });
 
   it('a plain hostname uses the transport option', () => {

@@ -30,8 +30,23 @@ describe('parseUrl (kombu semantics)', () => {
     });
   });
 
-  it('collects ssl_* parameters into TLS options', () => {
-    expect(parseUrl('amqps://h//?ssl_ca_certs=/ca.pem&ssl_cert_reqs=CERT_NONE').ssl).toEqual({ ca: '/ca.pem', rejectUnauthorized: false });
+  it("collects ssl_* parameters into TLS options, file paths under kombu's names (Node's ca/cert/key take contents)", () => {
+    expect(parseUrl('amqps://h//?ssl_ca_certs=/ca.pem&ssl_cert_reqs=CERT_NONE').ssl).toEqual({ ca_certs: '/ca.pem', rejectUnauthorized: false });
+    expect(parseUrl('amqps://h//?ssl_certfile=%2Fetc%2Fapp%2F123&ssl_keyfile=/etc/app/k.pem&ssl_server_hostname=rabbit.example&ssl_check_hostname=false').ssl)
+      .toEqual({ certfile: '/etc/app/123', keyfile: '/etc/app/k.pem', servername: 'rabbit.example', check_hostname: false });
+    for (const [value, reject] of [['CERT_REQUIRED', true], ['required', true], ['CERT_OPTIONAL', true], ['2', true], ['none', false], ['0', false]] as const) {
+      expect(parseUrl(`amqps://h//?ssl_cert_reqs=${value}`).ssl, value).toEqual({ rejectUnauthorized: reject });
+    }
+    expect(parseUrl('amqp://h//?ssl=false&ssl_ca_certs=/ca.pem').ssl).toBe(false);
+  });
+
+  it('names the default port of the transport, the TLS one when the query asks for TLS', () => {
+    expect(parseUrl('amqp://h//').port).toBe(5672);
+    expect(parseUrl('amqp://h//?ssl=true').port).toBe(5671);
+    expect(parseUrl('amqp://h//?ssl_ca_certs=/ca.pem').port).toBe(5671);
+    expect(parseUrl('amqp://h//?ssl=false').port).toBe(5672);
+    expect(parseUrl('amqp://h:5999//?ssl=true').port).toBe(5999);
+    expect(parseUrl('rediss://h').port).toBe(6379);
   });
 
   it("reads kombu's transport+url prefix and several brokers", () => {
@@ -52,6 +67,9 @@ describe('parseUrl (kombu semantics)', () => {
       ['amqp://u:topsecret@h/%E0%A4%A', /bad percent-encoding/],
       ['amqp://u:topsecret@[::1//', /unclosed/],
       ['amqp://h//?heartbeat=soon', /heartbeat/],
+      ['amqp://u:topsecret@h//?ssl_cert_reqs=CERT_REQUIRD', /'ssl_cert_reqs' must be CERT_REQUIRED, CERT_OPTIONAL or CERT_NONE \(or 2, 1, 0\), got 'CERT_REQUIRD'/],
+      ['amqp://u:topsecret@h//?ssl_check_hostname=maybe', /'ssl_check_hostname' must be true or false/],
+      ['amqp://u:topsecret@h//?ssl_ca_certs=', /'ssl_ca_certs' is empty/],
     ];
     for (const [url, message] of cases) {
       let error: unknown;

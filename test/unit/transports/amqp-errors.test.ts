@@ -56,7 +56,7 @@ describe('mapOpenError', () => {
     expect(error).toMatchObject({ code: 'SELF_SIGNED_CERT_IN_CHAIN', recoverable: false });
     expect(error.message).toBe(
       "TLS handshake with amqps://guest@h:5671/ failed (SELF_SIGNED_CERT_IN_CHAIN): self-signed certificate in certificate chain;" +
-        " pass the CA that signed the broker's certificate in ssl.ca",
+        " pass the CA that signed the broker's certificate in ssl.ca (PEM) or ssl.ca_certs (a file path)",
     );
     const misnamed = mapOpenError(withFields("Hostname/IP does not match certificate's altnames: Host: x.", {
       code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason: 'Host: x.',
