@@ -1,6 +1,7 @@
 /**
- * AMQP benchmark: kombu-ts against raw amqplib and amqp-connection-manager, same machine, same
- * run, same workload (RabbitMQ on 127.0.0.1:5672):
+ * AMQP benchmark: kombu-ts against raw amqplib, amqp-connection-manager and, where installed,
+ * Python kombu (bench/kombu-peer.ts), same machine, same run, same workload (RabbitMQ on
+ * 127.0.0.1:5672):
  *   - confirmed publish of N x 256-byte JSON messages, confirm windows of 1000;
  *   - consume of N messages, prefetch 1000, ack each;
  *   - recovery after a broker-forced close (`rabbitmqctl close_all_connections`): time from
@@ -13,6 +14,7 @@
 import amqplib from 'amqplib';
 import acm from 'amqp-connection-manager';
 import { Connection, Consumer, Producer, Queue } from '../src/index.js';
+import { pythonKombu, pythonMemoryTable, type PythonKombu } from './kombu-peer.js';
 import { heapUsed, median, payload, run, sleep, table, type Row } from './lib.js';
 
 const URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
@@ -173,8 +175,8 @@ const kombuClient: Client = {
   },
 };
 
-async function throughput(): Promise<string[]> {
-  const clients = [amqplibClient, acmClient, kombuClient];
+async function throughput(py: PythonKombu | undefined): Promise<string[]> {
+  const clients: Client[] = [amqplibClient, acmClient, kombuClient, ...(py ? [py] : [])];
   const publish = new Map<string, number[]>();
   const consume = new Map<string, number[]>();
   for (let round = 0; round < ROUNDS; round++) {
@@ -275,13 +277,14 @@ async function recoverAcm(queue: string, reconnectTimeInSeconds: number | undefi
   return { publish: published - closedAt, deliver: delivered - closedAt };
 }
 
-async function recovery(): Promise<string[]> {
+async function recovery(py: PythonKombu | undefined): Promise<string[]> {
   const results = new Map<string, Recovery[]>();
   const add = (name: string, r: Recovery) => (results.get(name) ?? results.set(name, []).get(name)!).push(r);
   const rounds = Math.max(3, ROUNDS);
   for (let round = 0; round < rounds; round++) {
     add('kombu-ts (defaults)', await recoverKombu(queueName(`rk${round}`)));
     add('amqp-connection-manager (0.1 s)', await recoverAcm(queueName(`ra${round}`), 0.1));
+    if (py) add('kombu (Python, defaults)', await py.recover(queueName(`rp${round}`), forceClose));
   }
   add('amqp-connection-manager (default)', await recoverAcm(queueName('rad'), undefined));
   const rows = (key: keyof Recovery): Row[] => [...results].map(([name, v]) => ({ name, value: median(v.map((r) => r[key])) }));
@@ -291,7 +294,7 @@ async function recovery(): Promise<string[]> {
   ];
 }
 
-async function heap(): Promise<string[]> {
+async function heap(py: PythonKombu | undefined): Promise<string[]> {
   const K = 50;
   const measure = async (open: () => Promise<() => Promise<void>>): Promise<number> => {
     const before = await heapUsed();
@@ -311,12 +314,16 @@ async function heap(): Promise<string[]> {
     await conn.channel();
     return () => conn.close();
   });
-  return [table(`Heap per idle connection + channel (${K} of each)`, 'KiB', [{ name: 'amqplib', value: amqplibHeap }, { name: 'kombu-ts', value: kombuHeap }], 'amqplib', false)];
+  return [
+    table(`Heap per idle connection + channel (${K} of each)`, 'KiB', [{ name: 'amqplib', value: amqplibHeap }, { name: 'kombu-ts', value: kombuHeap }], 'amqplib', false),
+    ...(py ? [await pythonMemoryTable(py, K)] : []),
+  ];
 }
 
 export async function amqpBench(): Promise<string[]> {
   console.log(`AMQP benchmark against ${URL.replace(/:[^:@/]*@/, ':**@')}: ${N} messages, ${ROUNDS} rounds`);
-  return [...(await throughput()), ...(await recovery()), ...(await heap())];
+  const py = await pythonKombu(N);
+  return [...(await throughput(py)), ...(await recovery(py)), ...(await heap(py))];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
