@@ -13,7 +13,7 @@
  */
 import amqplib from 'amqplib';
 import acm from 'amqp-connection-manager';
-import { Connection, Consumer, Producer, Queue } from '../src/index.js';
+import { Connection, Consumer, measured, Producer, Queue } from './library.js';
 import { pythonKombu, pythonMemoryTable, type PythonKombu } from './kombu-peer.js';
 import { heapUsed, median, payload, run, sleep, table, type Row } from './lib.js';
 
@@ -321,7 +321,7 @@ async function heap(py: PythonKombu | undefined): Promise<string[]> {
 }
 
 export async function amqpBench(): Promise<string[]> {
-  console.log(`AMQP benchmark against ${URL.replace(/:[^:@/]*@/, ':**@')}: ${N} messages, ${ROUNDS} rounds`);
+  console.log(`AMQP benchmark against ${URL.replace(/:[^:@/]*@/, ':**@')}: ${N} messages, ${ROUNDS} rounds; kombu-ts: ${measured}`);
   const py = await pythonKombu(N);
   return [...(await throughput(py)), ...(await recovery(py)), ...(await heap(py))];
 }

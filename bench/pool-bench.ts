@@ -10,8 +10,7 @@
  *   npx tsx bench/pool-bench.ts [--rounds 7] [--ops 200000]
  */
 import genericPool from 'generic-pool';
-import { Connection } from '../src/connection.js';
-import { resetMemoryBrokers } from '../src/transports/memory.js';
+import { Connection, resetMemoryBrokers } from './library.js';
 import { median, table, type Row } from './lib.js';
 
 const arg = (name: string, fallback: number): number => {
