@@ -13,15 +13,16 @@ import { summarizeError, type connectionMachine, type ErrorSummary } from '../ma
 import { createConnectionActor } from './connection-driver.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
+import { DeliverySignal } from './delivery-signal.js';
 import { Consumer, Producer, type ConsumerOptions, type ProducerOptions } from './messaging.js';
 import type { Queue } from './queue.js';
 import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
-import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, isRecoverable, toKombuError } from './errors.js';
+import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
-import { intervalFor, orderHosts, retriesExhausted, safeCall, scheduleOf, sleep, type FailoverStrategy, type RetryPolicy } from './retry.js';
+import { orderHosts, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import { resolveTransport } from './transports/registry.js';
 import type { ErrorClass, Transport, TransportConnection } from './transports/transport.js';
 import { maskUrl } from './url.js';
@@ -92,9 +93,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #channels = new Map<number, Channel>();
   #nextChannelId = 1;
   #defaultChannel: Channel | undefined;
-  #deliveryWaiters = new Set<() => void>();
-  /** Deliveries that happened while nobody was draining: the next drainEvents() takes one. */
-  #undrained = 0;
+  readonly #deliveries = new DeliverySignal();
   #state: ConnectionState = 'idle';
   #closed = false;
   /** Entities declared on this connection (kombu's `declared_entities`); cleared on disconnect and reconnect. */
@@ -273,8 +272,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #onClosed(): void {
     const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
     for (const channel of this.#channels.values()) channel.connectionClosed();
-    for (const wake of this.#deliveryWaiters) wake();
-    this.#deliveryWaiters.clear();
+    this.#deliveries.close();
     this.#lastError ??= closed;
     this.#store.complete();
   }
@@ -366,25 +364,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * ```
    */
   ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
-    const schedule = scheduleOf(policy);
-    return async (...args: A): Promise<Awaited<R>> => {
-      const started = Date.now();
-      for (let retries = 0; ; retries++) {
-        try {
-          return await fn.apply(obj, args);
-        } catch (error) {
-          if (!isRecoverable(error) || this.#closed) throw error;
-          if (retriesExhausted(schedule, retries + 1)) throw error;
-          const interval = retries === 0 ? 0 : intervalFor(schedule, retries - 1);
-          if (policy.timeout !== undefined && Date.now() - started + interval * 1000 > policy.timeout * 1000) throw error;
-          const thrown = safeCall(() => policy.errback?.(error as Error, interval));
-          if (thrown) throw thrown;
-          if (interval > 0) await sleep(interval);
-          await this.ensureConnection({ ...policy, errback: noop, callback: noop });
-          safeCall(policy.callback);
-        }
-      }
-    };
+    return retrying({ isClosed: () => this.#closed, heal: (p) => this.ensureConnection(p) }, obj, fn, policy);
   }
 
   /**
@@ -424,7 +404,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const channelId = this.#nextChannelId++;
     const channel = new Channel(channelId, {
       whenConnected: (signal) => this.#whenConnected(signal),
-      notifyDelivery: () => this.#notifyDelivery(),
+      notifyDelivery: () => this.#deliveries.notify(),
       forgetChannel: (id) => this.#channels.delete(id),
     });
     this.#channels.set(channelId, channel);
@@ -459,15 +439,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     });
   }
 
-  #notifyDelivery(): void {
-    if (this.#deliveryWaiters.size === 0) {
-      this.#undrained += 1;
-      return;
-    }
-    for (const wake of this.#deliveryWaiters) wake();
-    this.#deliveryWaiters.clear();
-  }
-
   /**
    * Waits for one message delivered to a consumer of this connection. Deliveries run their
    * callbacks as they arrive (Node-style); one that arrived since the last drain counts at
@@ -482,25 +453,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   drainEvents(options: { timeout?: number } = {}): Promise<void> {
     this.#assertOpen('drain events');
-    if (this.#undrained > 0) {
-      this.#undrained -= 1;
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const wake = (): void => {
-        if (timer) clearTimeout(timer);
-        if (this.#closed) reject(new ConnectionClosed('The connection was closed while draining events.'));
-        else resolve();
-      };
-      this.#deliveryWaiters.add(wake);
-      if (options.timeout !== undefined) {
-        timer = setTimeout(() => {
-          this.#deliveryWaiters.delete(wake);
-          reject(new TimeoutError(`No event within ${options.timeout} s.`));
-        }, options.timeout * 1000);
-      }
-    });
+    return this.#deliveries.wait(options, () => this.#closed);
   }
 
   /**
