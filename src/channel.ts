@@ -11,9 +11,11 @@
  * an ack for a message of an earlier epoch is dropped (the broker already requeued it when that
  * channel died; acking its tag on the new channel would be a protocol error).
  *
- * A publish made while the channel is down waits for it (`whenWritable`): at most `maxBuffered`
- * such publishes per channel and for at most `timeout` seconds, so that an outage cannot grow
- * memory without bound (Producer passes `maxBufferedMessages` and `publishTimeout`).
+ * A publish made while the channel is down, or while the broker blocks the connection (flow
+ * control, `connection.blocked`), waits (`whenWritable`): at most `maxBuffered` such publishes
+ * per channel and for at most `timeout` seconds, so that an outage or a memory alarm cannot
+ * grow memory without bound (Producer passes `maxBufferedMessages` and `publishTimeout`).
+ * Waiting here rather than in the socket's buffers is what makes those bounds hold.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
@@ -39,6 +41,8 @@ export type DeliveryHandler = (message: RawMessage, epoch: number) => void;
 interface Waiter {
   resolve: (channel: TransportChannel) => void;
   reject: (error: Error) => void;
+  /** A publish: it also waits while the connection is blocked. */
+  publish?: true;
 }
 
 /** What a Channel needs from its Connection (kept narrow so channels stay testable). */
@@ -49,6 +53,8 @@ export interface ChannelHost {
   notifyDelivery(): void;
   /** Forgets a channel once its actor is final. */
   forgetChannel(channelId: number): void;
+  /** True while the broker blocks the connection (flow control): publishes wait. */
+  isBlocked(): boolean;
 }
 
 export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
@@ -139,10 +145,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    if (to === 'open' && this.#current) {
-      for (const waiter of this.#waiters) waiter.resolve(this.#current);
-      this.#waiters.clear();
-    }
+    if (to === 'open') this.#release();
     if (to === 'closed') {
       const reason = this.#lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
       for (const waiter of this.#waiters) waiter.reject(reason);
@@ -151,6 +154,23 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.#host.forgetChannel(this.channelId);
     }
     this.emit('state', { from, to, error });
+  }
+
+  /** Hands the open transport channel to the waiters (publishes only if the connection is not blocked). */
+  #release(): void {
+    const current = this.#current;
+    if (this.#state !== 'open' || !current) return;
+    const blocked = this.#host.isBlocked();
+    for (const waiter of this.#waiters) {
+      if (blocked && waiter.publish) continue;
+      this.#waiters.delete(waiter);
+      waiter.resolve(current);
+    }
+  }
+
+  /** @internal The broker unblocked the connection: waiting publishes go. */
+  unblocked(): void {
+    this.#release();
   }
 
   /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
@@ -307,20 +327,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /**
-   * Resolves with the open transport channel. While the channel is down (reconnecting), the
-   * caller waits as one of at most `maxBuffered` buffered publishes, for at most `timeout`
-   * seconds: beyond either it rejects with `LimitExceeded` / `TimeoutError`. Waiters are
-   * released in order when the channel reopens (after its declarations are restored).
+   * Resolves with the open transport channel. While the channel is down (reconnecting) or the
+   * broker blocks the connection, the caller waits as one of at most `maxBuffered` buffered
+   * publishes, for at most `timeout` seconds: beyond either it rejects with `LimitExceeded` /
+   * `TimeoutError`. Waiters are released in order when the channel reopens (after its
+   * declarations are restored) and the connection is not blocked.
    */
   whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined } = {}): Promise<TransportChannel> {
-    if (this.#state === 'open' && this.#current?.isOpen) return Promise.resolve(this.#current);
+    if (this.#state === 'open' && this.#current?.isOpen && !this.#host.isBlocked()) return Promise.resolve(this.#current);
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
     const { maxBuffered, timeout } = options;
     if (maxBuffered !== undefined && this.#buffered >= maxBuffered) {
       return Promise.reject(
-        new LimitExceeded(`Publish buffer full: ${this.#buffered} messages already wait for channel ${this.channelId} to reconnect (maxBufferedMessages is ${maxBuffered}).`),
+        new LimitExceeded(`Publish buffer full: ${this.#buffered} messages already wait for channel ${this.channelId} (reconnecting, or blocked by the broker; maxBufferedMessages is ${maxBuffered}).`),
       );
     }
     this.#buffered += 1;
@@ -330,7 +351,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
         if (timer) clearTimeout(timer);
         this.#buffered -= 1;
       };
-      const waiter = {
+      const waiter: Waiter = {
+        publish: true,
         resolve: (channel: TransportChannel): void => {
           done();
           resolve(channel);
@@ -345,7 +367,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         timer = setTimeout(() => {
           this.#waiters.delete(waiter);
           done();
-          reject(new TimeoutError(`Publish timed out after ${timeout} s waiting for channel ${this.channelId} to reconnect (publishTimeout).`));
+          reject(new TimeoutError(`Publish timed out after ${timeout} s waiting for channel ${this.channelId} (reconnecting, or blocked by the broker; publishTimeout).`));
         }, timeout * 1000);
       }
     });
@@ -358,7 +380,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
    */
   publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions = {}): Promise<void> {
     const current = this.#current;
-    if (this.#state !== 'open' || current?.isOpen !== true) return this.#publishWaiting(body, properties, exchange, routingKey, options, undefined);
+    if (this.#state !== 'open' || current?.isOpen !== true || this.#host.isBlocked()) {
+      return this.#publishWaiting(body, properties, exchange, routingKey, options, undefined);
+    }
     // The hot path: straight to the open transport channel (its PublishOptions ignore the
     // buffering bounds), with one handler that only runs if the publish fails.
     const started = options.timeout === undefined ? 0 : Date.now();
@@ -382,7 +406,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const deadline = until ?? (timeout === undefined ? undefined : Date.now() + timeout * 1000);
     for (;;) {
       const left = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
-      const channel = this.#state === 'open' && this.#current?.isOpen ? this.#current : await this.whenWritable({ maxBuffered, timeout: left });
+      const channel = await this.whenWritable({ maxBuffered, timeout: left });
       try {
         return await channel.publish(body, properties, exchange, routingKey, transportOptions);
       } catch (error) {

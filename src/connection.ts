@@ -251,7 +251,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#store.set(this.#status(to, previous));
     if (previous.blocked !== context.blocked) {
       if (context.blocked) this.emit('blocked', { reason: 'broker flow control' });
-      else this.emit('unblocked');
+      else {
+        for (const channel of this.#channels.values()) channel.unblocked();
+        this.emit('unblocked');
+      }
     }
     if (from === to) return;
     const host = this.#hosts[context.hostIndex] ?? '';
@@ -406,6 +409,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       whenConnected: (signal) => this.#whenConnected(signal),
       notifyDelivery: () => this.#deliveries.notify(),
       forgetChannel: (id) => this.#channels.delete(id),
+      isBlocked: () => this.#store.get().blocked,
     });
     this.#channels.set(channelId, channel);
     registerChannel(channel, this);

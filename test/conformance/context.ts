@@ -17,6 +17,11 @@ export interface ConformanceOptions {
    * function is called (which resolves once the broker accepts connections again).
    */
   outage?: () => Promise<() => Promise<void>>;
+  /**
+   * Starts flow control: the broker blocks publishing connections (`connection.blocked`) until
+   * the returned function is called.
+   */
+  block?: () => Promise<() => Promise<void>>;
   /** What the broker supports (each defaults to true). */
   supports?: {
     headersExchange?: boolean;

@@ -1,7 +1,8 @@
 /**
- * Conformance: through outages. Consumers recover after a dropped connection, publishes wait
- * (bounded) while the broker is away, `retry` publishes survive, the declaration cache is
- * cleared on reconnect, and nothing leaks once connections are closed.
+ * Conformance: through outages. Consumers recover after a dropped connection and after the
+ * broker cancels them, publishes wait (bounded) while the broker is away or blocks the
+ * connection, `retry` publishes survive, the declaration cache is cleared on reconnect, and
+ * nothing leaks once connections are closed.
  */
 import { expect, it } from 'vitest';
 import { Consumer, Exchange, LimitExceeded, Producer, Queue, TimeoutError, maybeDeclare, type Connection } from '../../src/index.js';
@@ -26,6 +27,64 @@ async function outage(conn: Connection, start: () => Promise<() => Promise<void>
 export function recoveryTests(get: ContextGetter): void {
   const canDrop = get.options.dropConnections !== undefined;
   const canOutage = get.options.outage !== undefined;
+  const canBlock = get.options.block !== undefined;
+
+  it('a consumer whose queue is deleted is told (consumerCancelled) and resumes on the queue declared again', async () => {
+    const ctx = get();
+    const conn = ctx.connection();
+    const channel = await conn.channel();
+    const queue = new Queue(ctx.queueName('cancelled'), { durable: false });
+    const got: unknown[] = [];
+    await new Consumer(channel, [queue], { callbacks: [(b, m) => { got.push(b); m.ack(); }] }).consume();
+    const cancelled = new Promise<{ consumerTag: string; queue: string }>((resolve) => channel.once('consumerCancelled', resolve));
+    const other = await ctx.connection().channel();
+    await other.deleteQueue(queue.name);
+    expect((await cancelled).queue).toBe(queue.name);
+    // The channel declares the queue again and resumes the consumer by itself; a message
+    // published before that finds no queue, so publish until one arrives.
+    const producer = new Producer(other, { routingKey: queue.name });
+    const deadline = Date.now() + (ctx.options.timeout ?? 5) * 1000;
+    while (!got.includes(7) && Date.now() < deadline) {
+      await producer.publish(7);
+      await ctx.settle(0.05);
+    }
+    expect(got).toContain(7);
+    expect(conn.connected).toBe(true);
+  });
+
+  it.runIf(canBlock)('while the broker blocks the connection publishes wait (bounded by publishTimeout), then go out', async () => {
+    const ctx = get();
+    const conn = ctx.connection();
+    const channel = await conn.channel();
+    const queue = new Queue(ctx.queueName('blocked'), { durable: false });
+    await queue.bind(channel).declare();
+    const producer = new Producer(channel, { routingKey: queue.name });
+    await producer.publish('before');
+    const blocked = new Promise<void>((resolve) => conn.once('blocked', () => resolve()));
+    const unblock = await (ctx.options.block as () => Promise<() => Promise<void>>)();
+    let pending: Promise<void> | undefined;
+    let settled = false;
+    try {
+      // RabbitMQ blocks a connection when it publishes during the alarm, so this one may be
+      // the publish that gets it blocked (it then waits in TCP, not in the channel).
+      const first = producer.publish('first');
+      first.catch(() => undefined);
+      await blocked;
+      expect(conn.getSnapshot().blocked).toBe(true);
+      pending = producer.publish('while blocked').then(() => void (settled = true));
+      pending.catch(() => undefined);
+      const late = await new Producer(channel, { routingKey: queue.name, publishTimeout: 0.2 }).publish('late').catch((e: unknown) => e);
+      expect(late).toBeInstanceOf(TimeoutError);
+      expect(settled).toBe(false);
+      expect(channel.buffered).toBeGreaterThanOrEqual(1);
+      pending = Promise.all([first, pending]).then(() => undefined);
+    } finally {
+      await unblock();
+    }
+    await pending;
+    expect(settled).toBe(true);
+    await expect.poll(async () => (await queue.bind(channel).queueDeclare({ passive: true })).messageCount).toBe(3);
+  });
 
   it.runIf(canDrop)('a consumer keeps receiving after the connection is dropped (messages counted)', async () => {
     const ctx = get();

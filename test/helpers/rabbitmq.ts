@@ -54,6 +54,21 @@ const run = promisify(execFile);
 /** Runs `rabbitmqctl` with `args`. */
 export const rabbitmqctl = (...args: string[]) => run('rabbitmqctl', args, { timeout: 20_000 });
 
+/**
+ * Raises a (broker-wide) memory alarm, so RabbitMQ blocks publishing connections; resolves
+ * with the function that restores the broker's own watermark. Safe because test files run one
+ * at a time; callers restore in a `finally`.
+ */
+export async function memoryAlarm(): Promise<() => Promise<void>> {
+  const { stdout } = await rabbitmqctl('status');
+  const watermark = /Memory high watermark setting: ([\d.]+) of available memory/.exec(stdout)?.[1];
+  if (watermark === undefined) throw new Error("Could not read the broker's relative memory watermark from `rabbitmqctl status`.");
+  await rabbitmqctl('set_vm_memory_high_watermark', '0.0000001');
+  return async () => {
+    await rabbitmqctl('set_vm_memory_high_watermark', watermark);
+  };
+}
+
 /** Connect parameters for the local broker, with `overrides`. */
 export function params(overrides: Partial<ConnectParams> = {}): ConnectParams {
   return {
