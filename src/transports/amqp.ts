@@ -6,11 +6,13 @@
  * ("recovery") is never enabled: the connection machine owns every reconnect.
  *
  * Opening a connection: the options go to amqplib as an object, never as a URL, so user
- * names, passwords and vhosts with reserved characters pass untouched. The socket carries an
- * AbortSignal that both `connectTimeout` and the caller's `signal` trigger, so an abandoned
- * attempt destroys its half-open socket instead of leaving it to finish the handshake.
+ * names, passwords and vhosts with reserved characters pass untouched. One AbortSignal per
+ * attempt is fired by both `connectTimeout` and the caller's `signal`, and it destroys the
+ * half-open socket (see `withClientSocket`) instead of leaving it to finish the handshake.
  */
 import type * as Amqplib from 'amqplib';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
 import {
   ChannelError, ConfigurationError, ConnectionClosed, ConnectionError, ConnectTimeout, DriverMissingError, KombuError,
 } from '../errors.js';
@@ -79,6 +81,29 @@ function credentialsFor(amqp: AmqplibModule, loginMethod: string | undefined, us
 function numberOption(options: Readonly<Record<string, unknown>>, key: string): number | undefined {
   const value = options[key];
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * Runs `open` (which must create its TCP socket synchronously, as amqplib's connect does) and
+ * returns its result with the socket it created, taken from Node's `net.client.socket`
+ * diagnostics channel: the handle that lets an aborted attempt destroy its half-open socket.
+ *
+ * Why not `net.connect({ signal })`: Node ties a signal to a socket with `stream.finished()`
+ * listeners that stay for the socket's whole life, about 2.7 KiB per connection, kept only to
+ * abort a handshake that lasts milliseconds. (TLS sockets are not published on the channel;
+ * amqps keeps the signal.)
+ */
+function withClientSocket<T>(open: () => T): [T, Socket | undefined] {
+  let socket: Socket | undefined;
+  const take = (message: unknown): void => {
+    socket ??= (message as { socket: Socket }).socket;
+  };
+  subscribe('net.client.socket', take);
+  try {
+    return [open(), socket];
+  } finally {
+    unsubscribe('net.client.socket', take);
+  }
 }
 
 /** `promise`, or a rejection with `signal`'s reason if it aborts first. */
@@ -171,8 +196,16 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
     // connectTimeout: a certificate rotated on disk is used by the next reconnect.
     const ssl = useTls && typeof params.ssl === 'object' ? params.ssl : undefined;
     const tlsOptions = ssl ? await raceAbort(loadTlsOptions(ssl, { where: broker.url, signal: controller.signal }), controller.signal) : {};
-    // net.Socket and tls.TLSSocket destroy themselves when `signal` aborts.
-    attempt = amqp.connect(connectOptions, { ...tlsOptions, ...socketOptions, signal: controller.signal } as Amqplib.SocketOptions);
+    if (useTls) {
+      // tls.TLSSocket destroys itself when `signal` aborts.
+      attempt = amqp.connect(connectOptions, { ...tlsOptions, ...socketOptions, signal: controller.signal } as Amqplib.SocketOptions);
+    } else {
+      let socket: Socket | undefined;
+      [attempt, socket] = withClientSocket(() => amqp.connect(connectOptions, socketOptions));
+      const destroy = (): void => void socket?.destroy();
+      controller.signal.addEventListener('abort', destroy, { once: true });
+      attempt.finally(() => controller.signal.removeEventListener('abort', destroy)).catch(() => {});
+    }
     const model = await raceAbort(attempt, controller.signal);
     if (controller.signal.aborted) {
       await model.close().catch(() => {});
