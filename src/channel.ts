@@ -96,7 +96,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #current: TransportChannel | undefined;
   #epoch = 0;
   #lastError: KombuError | undefined;
-  #waiters = new Set<Waiter>();
+  /** Calls waiting for the channel to (re)open; made when the first one waits. */
+  #waiters: Set<Waiter> | undefined;
   /** What was declared through this channel; made on the first declaration. */
   #registry: ChannelRegistry<DeliveryHandler> | undefined;
   #state: ChannelState = 'opening';
@@ -148,8 +149,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (to === 'open') this.#release();
     if (to === 'closed') {
       const reason = this.#lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
-      for (const waiter of this.#waiters) waiter.reject(reason);
-      this.#waiters.clear();
+      this.failWaiters(reason);
       this.#current = undefined;
       this.#host.forgetChannel(this.channelId);
     }
@@ -159,13 +159,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Hands the open transport channel to the waiters (publishes only if the connection is not blocked). */
   #release(): void {
     const current = this.#current;
-    if (this.#state !== 'open' || !current) return;
+    if (this.#state !== 'open' || !current || !this.#waiters) return;
     const blocked = this.#host.isBlocked();
     for (const waiter of this.#waiters) {
       if (blocked && waiter.publish) continue;
       this.#waiters.delete(waiter);
       waiter.resolve(current);
     }
+    if (this.#waiters.size === 0) this.#waiters = undefined;
   }
 
   /** @internal The broker unblocked the connection: waiting publishes go. */
@@ -179,13 +180,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
-    return new Promise((resolve, reject) => this.#waiters.add({ resolve, reject }));
+    return new Promise((resolve, reject) => (this.#waiters ??= new Set()).add({ resolve, reject }));
   }
 
   /** @internal Rejects the calls waiting for this channel (the connection failed for good). */
-  failWaiters(error: KombuError): void {
-    for (const waiter of this.#waiters) waiter.reject(error);
-    this.#waiters.clear();
+  failWaiters(error: Error): void {
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    if (waiters) for (const waiter of waiters) waiter.reject(error);
   }
 
   /** @internal openChannel actor: a new transport channel, restoring everything when `recover`. */
@@ -362,10 +364,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
           reject(error);
         },
       };
-      this.#waiters.add(waiter);
+      (this.#waiters ??= new Set()).add(waiter);
       if (timeout !== undefined) {
         timer = setTimeout(() => {
-          this.#waiters.delete(waiter);
+          this.#waiters?.delete(waiter);
           done();
           reject(new TimeoutError(`Publish timed out after ${timeout} s waiting for channel ${this.channelId} (reconnecting, or blocked by the broker; publishTimeout).`));
         }, timeout * 1000);

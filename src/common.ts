@@ -29,41 +29,43 @@ import type { RetryPolicy } from './retry.js';
  * ```
  */
 export class DeclarationCache {
-  readonly #done = new Set<string>();
-  readonly #pending = new Map<string, Promise<void>>();
+  // Made on the first declaration: most connections never use maybeDeclare.
+  #done: Set<string> | undefined;
+  #pending: Map<string, Promise<void>> | undefined;
   #generation = 0;
 
   has(ident: string): boolean {
-    return this.#done.has(ident);
+    return this.#done?.has(ident) ?? false;
   }
 
   get size(): number {
-    return this.#done.size;
+    return this.#done?.size ?? 0;
   }
 
   /** Forgets everything (the connection was lost or re-established). */
   clear(): void {
-    this.#done.clear();
-    this.#pending.clear();
+    this.#done?.clear();
+    this.#pending?.clear();
     this.#generation += 1;
   }
 
   /** Runs `declare` unless `ident` is cached or in flight; resolves true when it ran. */
   async declare(ident: string, declare: () => Promise<unknown>): Promise<boolean> {
-    if (this.#done.has(ident)) return false;
-    const inFlight = this.#pending.get(ident);
+    if (this.#done?.has(ident)) return false;
+    const pending = (this.#pending ??= new Map());
+    const inFlight = pending.get(ident);
     if (inFlight) {
       await inFlight;
       return false;
     }
     const generation = this.#generation;
     const running = declare().then(() => undefined);
-    this.#pending.set(ident, running);
+    pending.set(ident, running);
     try {
       await running;
-      if (generation === this.#generation) this.#done.add(ident);
+      if (generation === this.#generation) (this.#done ??= new Set()).add(ident);
     } finally {
-      if (this.#pending.get(ident) === running) this.#pending.delete(ident);
+      if (pending.get(ident) === running) pending.delete(ident);
     }
     return true;
   }

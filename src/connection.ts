@@ -11,9 +11,9 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor } from 'xstate';
 import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
 import { createConnectionActor } from './connection-driver.js';
+import { ConnectionLink } from './connection-link.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
-import { DeliverySignal } from './delivery-signal.js';
 import { Consumer, Producer, type ConsumerOptions, type ProducerOptions } from './messaging.js';
 import type { Queue } from './queue.js';
 import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
@@ -23,9 +23,7 @@ import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type Connecti
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { orderHosts, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
-import { resolveTransport } from './transports/registry.js';
-import type { ErrorClass, Transport, TransportConnection } from './transports/transport.js';
-import { maskUrl } from './url.js';
+import type { ErrorClass, Transport } from './transports/transport.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'failover' | 'failed' | 'closing' | 'closed';
 
@@ -64,7 +62,6 @@ export interface ConnectionEvents {
   error: (error: KombuError) => void;
 }
 
-const noop = (): void => undefined;
 const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
 
 /**
@@ -86,14 +83,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #hosts: string[];
   readonly #actor: Actor<typeof connectionMachine>;
   readonly #store: Store<ConnectionStatus>;
-  #transport: Transport | undefined;
-  #current: TransportConnection | undefined;
-  #unwatch: (() => void) | undefined;
-  #lastError: KombuError | undefined;
-  #channels = new Map<number, Channel>();
+  /** The transport side: what the actor drives and the channels ask of (connection-link.ts). */
+  readonly #link: ConnectionLink;
   #nextChannelId = 1;
   #defaultChannel: Channel | undefined;
-  readonly #deliveries = new DeliverySignal();
   #state: ConnectionState = 'idle';
   #closed = false;
   /** Entities declared on this connection (kombu's `declared_entities`); cleared on disconnect and reconnect. */
@@ -114,116 +107,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
     const schedule = scheduleOf(options.retryPolicy ?? {});
     this.#store = new Store(this.#status('idle', undefined));
+    this.#link = new ConnectionLink(this.#brokers, options);
     this.#actor = createConnectionActor(
-      {
-        connectTransport: (hostIndex, signal) => this.#connectTransport(hostIndex, signal),
-        watch: (report) => this.#watch(report),
-        unwatch: () => this.#unwatchTransport(),
-        closeTransport: () => this.#closeTransport(),
-        abandonTransport: () => this.#abandonTransport(),
-        heartbeatCheck: () => this.#current?.heartbeatCheck(this.#options.heartbeatRate ?? 5),
-        channel: (channelId) => this.#channels.get(channelId),
-      },
+      this.#link,
       { hosts: this.#hosts, heartbeat, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
       options.inspect,
     );
+    this.#link.actor = this.#actor;
     this.#actor.subscribe({ next: (snapshot) => this.#onSnapshot(snapshot.value as ConnectionState) });
     this.#actor.start();
-  }
-
-  #abandonTransport(): void {
-    const dead = this.#current;
-    this.#current = undefined;
-    dead?.removeAllListeners();
-    dead?.close().catch(noop);
-  }
-
-  /** Masks any password of ours out of an error before it reaches a machine, an event or a log. */
-  #scrub(error: unknown): KombuError {
-    const e = toKombuError(error, ConnectionError);
-    let message = maskUrl(e.message);
-    for (const broker of this.#brokers) {
-      if (broker.password && broker.password.length >= 3) message = message.split(broker.password).join('**');
-    }
-    if (message !== e.message) Object.defineProperty(e, 'message', { value: message });
-    return e;
-  }
-
-  async #connectTransport(hostIndex: number, signal: AbortSignal): Promise<void> {
-    const broker = this.#brokers[hostIndex];
-    if (!broker) throw new IllegalStateError(`No broker at index ${hostIndex}.`, this.#state);
-    try {
-      const transport = await this.#loadTransport(broker);
-      const connection = await transport.connect(
-        {
-          hostname: broker.hostname,
-          port: broker.port,
-          userid: broker.userid,
-          password: broker.password,
-          virtualHost: broker.virtualHost,
-          ssl: broker.ssl,
-          connectTimeout: broker.connectTimeout,
-          heartbeat: broker.heartbeat,
-          loginMethod: broker.loginMethod,
-          transportOptions: broker.transportOptions,
-          connectionName: this.#options.connectionName ?? `kombu-ts pid ${process.pid}`,
-        },
-        signal,
-      );
-      if (signal.aborted) {
-        await connection.close().catch(noop);
-        throw new ConnectionClosed('Connection attempt cancelled.');
-      }
-      this.#current = connection;
-    } catch (error) {
-      this.#lastError = this.#scrub(error);
-      throw this.#lastError;
-    }
-  }
-
-  async #loadTransport(broker: BrokerParams): Promise<Transport> {
-    const own = this.#options.transport;
-    this.#transport ??= await resolveTransport(typeof own === 'object' ? own : broker.transport);
-    return this.#transport;
-  }
-
-  #watch(report: (event: { type: 'transport.lost'; error: ErrorSummary } | { type: 'transport.blocked'; reason: string } | { type: 'transport.unblocked' }) => void): void {
-    this.#unwatchTransport();
-    const connection = this.#current;
-    if (!connection) {
-      const error = new ConnectionError('Connection vanished before it was watched.');
-      queueMicrotask(() => report({ type: 'transport.lost', error: summarizeError(error) }));
-      return;
-    }
-    const onClose = (error?: KombuError): void => {
-      this.#lastError = this.#scrub(error ?? new ConnectionError('The broker closed the connection.'));
-      report({ type: 'transport.lost', error: summarizeError(this.#lastError) });
-    };
-    const onBlocked = (reason: string): void => report({ type: 'transport.blocked', reason });
-    const onUnblocked = (): void => report({ type: 'transport.unblocked' });
-    connection.on('close', onClose);
-    connection.on('blocked', onBlocked);
-    connection.on('unblocked', onUnblocked);
-    this.#unwatch = () => {
-      connection.off('close', onClose);
-      connection.off('blocked', onBlocked);
-      connection.off('unblocked', onUnblocked);
-    };
-  }
-
-  #unwatchTransport(): void {
-    const unwatch = this.#unwatch;
-    this.#unwatch = undefined;
-    unwatch?.();
-  }
-
-  async #closeTransport(): Promise<void> {
-    const connection = this.#current;
-    this.#current = undefined;
-    if (connection) {
-      connection.removeAllListeners();
-      await connection.close();
-    }
   }
 
   #status(state: ConnectionState, previous: ConnectionStatus | undefined): ConnectionStatus {
@@ -252,7 +144,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (previous.blocked !== context.blocked) {
       if (context.blocked) this.emit('blocked', { reason: 'broker flow control' });
       else {
-        for (const channel of this.#channels.values()) channel.unblocked();
+        for (const channel of this.#link.channels.values()) channel.unblocked();
         this.emit('unblocked');
       }
     }
@@ -265,18 +157,19 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (from === 'connected') this.emit('disconnected', { host: this.#hosts[context.hostIndex] ?? '', error });
     if (to === 'backoff') this.emit('backoff', { delay: context.delay, host, attempt: context.attempt, error });
     if (to === 'failover') this.emit('failover', { from: this.#hosts[context.previousHostIndex ?? 0] ?? '', to: host, error });
-    if (to === 'failed' && this.#lastError) {
-      this.emit('error', this.#lastError);
-      for (const channel of this.#channels.values()) channel.failWaiters(this.#lastError);
+    const lastError = this.#link.lastError;
+    if (to === 'failed' && lastError) {
+      this.emit('error', lastError);
+      for (const channel of this.#link.channels.values()) channel.failWaiters(lastError);
     }
     if (to === 'closed') this.#onClosed();
   }
 
   #onClosed(): void {
     const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
-    for (const channel of this.#channels.values()) channel.connectionClosed();
-    this.#deliveries.close();
-    this.#lastError ??= closed;
+    for (const channel of this.#link.channels.values()) channel.connectionClosed();
+    this.#link.closeDeliveries();
+    this.#link.lastError ??= closed;
     this.#store.complete();
   }
 
@@ -293,7 +186,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         sub.unsubscribe();
         if (timer) clearTimeout(timer);
         if (state === 'connected') resolve(this);
-        else if (state === 'failed') reject(this.#lastError ?? new ConnectionError('Connection failed.'));
+        else if (state === 'failed') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
         else reject(new ConnectionClosed('Connection was closed.'));
         return true;
       };
@@ -305,7 +198,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         timer = setTimeout(() => {
           sub.unsubscribe();
           const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
-          this.#lastError = error;
+          this.#link.lastError = error;
           this.#actor.send({ type: 'cancel', error: summarizeError(error) });
           reject(error);
         }, timeout * 1000);
@@ -343,7 +236,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.#state === 'connected') return this;
     const onFailure = (): void => {
       const context = this.#actor.getSnapshot().context;
-      const error = this.#lastError ?? new ConnectionError(context.lastError?.message ?? 'connection failed');
+      const error = this.#link.lastError ?? new ConnectionError(context.lastError?.message ?? 'connection failed');
       const interval = this.#state === 'backoff' ? context.delay : 0;
       if (policy.errback) {
         const thrown = safeCall(() => policy.errback?.(error, interval));
@@ -405,42 +298,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   #createChannel(): Channel {
     const channelId = this.#nextChannelId++;
-    const channel = new Channel(channelId, {
-      whenConnected: (signal) => this.#whenConnected(signal),
-      notifyDelivery: () => this.#deliveries.notify(),
-      forgetChannel: (id) => this.#channels.delete(id),
-      isBlocked: () => this.#store.get().blocked,
-    });
-    this.#channels.set(channelId, channel);
+    const channel = new Channel(channelId, this.#link);
+    this.#link.channels.set(channelId, channel);
     registerChannel(channel, this);
     this.#actor.send({ type: 'channel.open', channelId });
     const actor = this.#actor.getSnapshot().children[`channel-${channelId}`];
     if (!actor) {
-      this.#channels.delete(channelId);
+      this.#link.channels.delete(channelId);
       throw new IllegalStateError(`Cannot open a channel while the connection is ${this.#state}.`, this.#state);
     }
     channel.attach(actor as Parameters<Channel['attach']>[0]);
     return channel;
-  }
-
-  #whenConnected(signal?: AbortSignal): Promise<TransportConnection> {
-    if (this.#state === 'connected' && this.#current) return Promise.resolve(this.#current);
-    return new Promise((resolve, reject) => {
-      const sub = this.#actor.subscribe({
-        next: (snapshot) => {
-          if (snapshot.value === 'connected' && this.#current) done(() => resolve(this.#current as TransportConnection));
-          else if (snapshot.value === 'closing' || snapshot.value === 'closed') done(() => reject(new ConnectionClosed('The connection is closed.')));
-        },
-        complete: () => done(() => reject(new ConnectionClosed('The connection is closed.'))),
-      });
-      const onAbort = (): void => done(() => reject(new ConnectionClosed('Wait for the connection was cancelled.')));
-      const done = (then: () => void): void => {
-        sub.unsubscribe();
-        signal?.removeEventListener('abort', onAbort);
-        then();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
   }
 
   /**
@@ -457,7 +325,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   drainEvents(options: { timeout?: number } = {}): Promise<void> {
     this.#assertOpen('drain events');
-    return this.#deliveries.wait(options, () => this.#closed);
+    return this.#link.deliveries.wait(options, () => this.#closed);
   }
 
   /**
@@ -466,10 +334,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   heartbeatCheck(rate = 2): void {
     try {
-      this.#current?.heartbeatCheck(rate);
+      this.#link.current?.heartbeatCheck(rate);
     } catch (error) {
-      const e = this.#scrub(error);
-      this.#lastError = e;
+      const e = this.#link.scrub(error);
+      this.#link.lastError = e;
       this.#actor.send({ type: 'heartbeat.missed', error: summarizeError(e) });
       throw e;
     }
@@ -565,11 +433,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
   /** The driver's connection object while connected (kombu's `connection`). */
   get connection(): unknown {
-    return this.#current?.raw;
+    return this.#link.current?.raw;
   }
   /** The transport, once loaded (on the first connect). */
   get transport(): Transport | undefined {
-    return this.#transport ?? (typeof this.#options.transport === 'object' ? this.#options.transport : undefined);
+    return this.#link.transport ?? (typeof this.#options.transport === 'object' ? this.#options.transport : undefined);
   }
   get connectionErrors(): readonly ErrorClass[] {
     return this.transport?.connectionErrors ?? [ConnectionError];
@@ -590,7 +458,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
   /** The last error met, masked. */
   get lastError(): KombuError | undefined {
-    return this.#lastError;
+    return this.#link.lastError;
   }
 
   /** Publishes that may wait per channel while reconnecting (option `maxBufferedMessages`). */

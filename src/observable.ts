@@ -25,7 +25,8 @@ export const observableSymbol: symbol | '@@observable' =
  */
 export class Store<T> {
   #value: T;
-  #observers = new Set<Observer<T>>();
+  /** Made on the first subscription: most stores are only read. */
+  #observers: Set<Observer<T>> | undefined;
   #done = false;
 
   constructor(initial: T) {
@@ -38,6 +39,7 @@ export class Store<T> {
 
   set(value: T): void {
     this.#value = value;
+    if (!this.#observers?.size) return;
     for (const observer of [...this.#observers]) {
       try {
         observer.next?.(value);
@@ -53,7 +55,7 @@ export class Store<T> {
   subscribe(listener: ((value: T) => void) | Observer<T>): Unsubscribe {
     const observer: Observer<T> = typeof listener === 'function' ? { next: listener } : listener;
     const off = (): void => {
-      this.#observers.delete(observer);
+      this.#observers?.delete(observer);
     };
     const unsubscribe = Object.assign(off, { unsubscribe: off });
     if (this.#done) {
@@ -61,7 +63,7 @@ export class Store<T> {
       observer.complete?.();
       return unsubscribe;
     }
-    this.#observers.add(observer);
+    (this.#observers ??= new Set()).add(observer);
     observer.next?.(this.#value);
     return unsubscribe;
   }
@@ -70,8 +72,9 @@ export class Store<T> {
   complete(): void {
     if (this.#done) return;
     this.#done = true;
-    for (const observer of [...this.#observers]) observer.complete?.();
-    this.#observers.clear();
+    const observers = this.#observers;
+    this.#observers = undefined;
+    if (observers) for (const observer of observers) observer.complete?.();
   }
 }
 

@@ -29,6 +29,7 @@
 import type { ConfirmChannel, Message } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
+import { Latch } from '../latch.js';
 import { mapChannelError, rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
 import type {
@@ -75,21 +76,21 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #closing = false;
   #brokerError: ChannelError | undefined;
   #closeError: KombuError | undefined;
-  readonly #closed: Promise<KombuError | undefined>;
-  #resolveClosed!: (error: KombuError | undefined) => void;
+  readonly #closed = new Latch<KombuError | undefined>();
   #drain: Promise<void> | undefined;
   #drained: (() => void) | undefined;
-  /** Delivery tags received with acks required and not settled yet, oldest first. */
-  readonly #unsettled = new Set<number>();
+  /** Delivery tags received with acks required and not settled yet, oldest first (made on the first such delivery: a publishing channel has none). */
+  #unsettled: Set<number> | undefined;
   /** Tags acked this tick, sent by {@link flushAcks}. */
   #pendingAcks: number[] = [];
+  /** {@link flushAcks} for `process.nextTick`, made on the first ack. */
+  #flushLater: (() => void) | undefined;
 
   constructor(ch: ConfirmChannel, owner: ChannelOwner) {
     super();
     this.#ch = ch;
     this.#owner = owner;
     this.id = (ch as unknown as ChannelInternals).ch;
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     ch.on('error', (error: unknown) => {
       this.#brokerError ??= mapChannelError(error, this.id) ?? new ChannelError(`Channel ${this.id} failed: ${String(error)}`, { cause: error });
     });
@@ -196,14 +197,14 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     return this.#rpc('get', async () => {
       const message = await this.#ch.get(queue, { noAck: options.noAck });
       if (message === false) return undefined;
-      if (!options.noAck) this.#unsettled.add(message.fields.deliveryTag);
+      if (!options.noAck) (this.#unsettled ??= new Set()).add(message.fields.deliveryTag);
       return toRawMessage(message as AmqplibMessage);
     });
   }
 
   consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string> {
     let tag = options.consumerTag;
-    const track = !options.noAck;
+    const unsettled = options.noAck ? undefined : (this.#unsettled ??= new Set());
     return this.#rpc('consume', async () => {
       const ok = await this.#ch.consume(
         queue,
@@ -212,7 +213,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
             this.#emit('cancel', tag); // the broker cancelled it (queue deleted...)
             return;
           }
-          if (track) this.#unsettled.add(message.fields.deliveryTag);
+          unsettled?.add(message.fields.deliveryTag);
           try {
             onMessage(toRawMessage(message as AmqplibMessage));
           } catch (error) {
@@ -240,8 +241,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   ack(deliveryTag: number | string, multiple = false): void {
     this.#assertOpen('ack');
     const tag = Number(deliveryTag);
-    if (!multiple && this.#unsettled.has(tag)) {
-      if (this.#pendingAcks.length === 0) process.nextTick(this.#flushLater);
+    if (!multiple && this.#unsettled?.has(tag)) {
+      if (this.#pendingAcks.length === 0) process.nextTick((this.#flushLater ??= () => this.#flushQuietly()));
       this.#pendingAcks.push(tag);
       return;
     }
@@ -255,19 +256,20 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     this.#flushAcks();
     const tag = Number(deliveryTag);
     this.#sync('reject', () => this.#ch.reject(asMessage(tag), requeue));
-    this.#unsettled.delete(tag);
+    this.#unsettled?.delete(tag);
   }
 
   /** Sends this tick's acks: the run from the oldest unsettled delivery as one multiple ack, the rest one by one. */
-  readonly #flushAcks = (): void => {
+  #flushAcks(): void {
     const acks = this.#pendingAcks;
-    if (acks.length === 0) return;
+    const unsettled = this.#unsettled;
+    if (acks.length === 0 || !unsettled) return;
     this.#pendingAcks = [];
     if (!this.isOpen) return; // the broker requeues them; the channel is gone
     const acked = new Set(acks);
     let upTo = -1;
     let run = 0;
-    for (const tag of this.#unsettled) {
+    for (const tag of unsettled) {
       if (!acked.has(tag)) break;
       upTo = tag;
       run += 1;
@@ -277,26 +279,28 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       for (const tag of acks) if (run <= 1 || tag > upTo) this.#ch.ack(asMessage(tag), false);
     });
     if (run > 1) this.#settle(upTo, true);
-    for (const tag of acks) this.#unsettled.delete(tag);
-  };
+    for (const tag of acks) unsettled.delete(tag);
+  }
 
-  readonly #flushLater = (): void => {
+  #flushQuietly(): void {
     try {
       this.#flushAcks();
     } catch {
       // The channel ended under the acks: the broker requeues those messages.
     }
-  };
+  }
 
   /** Forgets settled deliveries: `tag`, or every one up to it when `multiple` (0 = all). */
   #settle(tag: number, multiple: boolean): void {
+    const unsettled = this.#unsettled;
+    if (!unsettled) return;
     if (!multiple) {
-      this.#unsettled.delete(tag);
+      unsettled.delete(tag);
       return;
     }
-    for (const unsettled of this.#unsettled) {
-      if (tag !== 0 && unsettled > tag) break;
-      this.#unsettled.delete(unsettled);
+    for (const open of unsettled) {
+      if (tag !== 0 && open > tag) break;
+      unsettled.delete(open);
     }
   }
 
@@ -310,7 +314,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   recover(requeue: boolean): Promise<void> {
     this.#flushAcks();
     // The broker redelivers (or drops) every unacked message: their tags end here.
-    this.#unsettled.clear();
+    this.#unsettled?.clear();
     return this.#rpc('recover', async () => {
       if (requeue) await this.#ch.recover();
       else await this.#internals.rpc(BASIC_RECOVER, { requeue: false }, BASIC_RECOVER_OK);
@@ -330,7 +334,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     }
     // A broker that never answers close-ok must not hang us (nor the connection's close).
     const timer = setTimeout(() => this.#finish(undefined), this.#owner.closeTimeout * 1000);
-    await this.#closed;
+    await this.#closed.wait();
     clearTimeout(timer);
   }
 
@@ -342,10 +346,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     if (!this.#open) return;
     this.#open = false;
     this.#closeError = error;
-    this.#unsettled.clear();
+    this.#unsettled?.clear();
     this.#pendingAcks = [];
     this.#releaseDrain();
-    this.#resolveClosed(error);
+    this.#closed.settle(error);
     this.#owner.channelClosed(this);
     this.#emit('close', error);
   }
@@ -401,7 +405,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     if (error instanceof TypeError) return new OperationalError(`Cannot ${operation} on channel ${this.id}: ${error.message}`, { cause: error });
     // amqplib rejects pending calls as the channel ends ("Channel ended, no reply will be
     // forthcoming"); the reason is settled within the same tick, so one macrotask suffices.
-    const reason = await Promise.race([this.#closed, new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
+    const reason = await Promise.race([this.#closed.wait(), new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
     if (reason) return reason;
     return this.#open && !this.#closing
       ? new ChannelError(`${operation} failed on channel ${this.id}: ${String(error)}`, { cause: error })

@@ -32,6 +32,7 @@
 import type { ChannelModel } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
+import { Latch } from '../latch.js';
 import { AmqpChannel, type ChannelOwner } from './amqp-channel.js';
 import { type BrokerInfo, mapConnectionError, rethrowLater } from './amqp-errors.js';
 import type { TransportConnection, TransportConnectionEvents } from './transport.js';
@@ -96,8 +97,7 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
   readonly #channels = new Set<AmqpChannel>();
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closeError: KombuError | undefined;
-  readonly #closed: Promise<void>;
-  #resolveClosed!: () => void;
+  readonly #closed = new Latch<void>();
   #lastReceived = performance.now();
   #lastCheck = performance.now();
   readonly #onData = (): void => {
@@ -111,7 +111,6 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     this.closeTimeout = options.closeTimeout;
     this.#internals = model.connection as unknown as ConnectionInternals;
     this.heartbeat = this.#internals.heartbeat ?? 0;
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     // amqplib emits 'error' just before 'close' with the same error; 'close' is enough,
     // but an 'error' without a listener would throw.
     model.on('error', () => {});
@@ -177,10 +176,10 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
         () => this.#destroy(new ConnectionClosed(`The broker at ${this.#broker.url} did not answer connection.close`)),
         this.closeTimeout * 1000,
       );
-      await this.#closed;
+      await this.#closed.wait();
       clearTimeout(timer);
     }
-    await this.#closed;
+    await this.#closed.wait();
   }
 
   /** @internal the channel ended; forget it. */
@@ -204,7 +203,7 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     this.#closeError = mapped;
     for (const channel of [...this.#channels]) channel.connectionLost(mapped);
     this.#channels.clear();
-    this.#resolveClosed();
+    this.#closed.settle();
     this.#emit('close', mapped);
   }
 

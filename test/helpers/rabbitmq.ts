@@ -61,8 +61,11 @@ export const rabbitmqctl = (...args: string[]) => run('rabbitmqctl', args, { tim
  */
 export async function memoryAlarm(): Promise<() => Promise<void>> {
   const { stdout } = await rabbitmqctl('status');
-  const watermark = /Memory high watermark setting: ([\d.]+) of available memory/.exec(stdout)?.[1];
-  if (watermark === undefined) throw new Error("Could not read the broker's relative memory watermark from `rabbitmqctl status`.");
+  const read = /Memory high watermark setting: ([\d.]+) of available memory/.exec(stdout)?.[1];
+  if (read === undefined) throw new Error("Could not read the broker's relative memory watermark from `rabbitmqctl status`.");
+  // A watermark this low is another run's alarm, not the broker's setting: restoring it would
+  // leave the broker blocked for good, so RabbitMQ's default is restored instead.
+  const watermark = Number(read) < 0.01 ? '0.4' : read;
   await rabbitmqctl('set_vm_memory_high_watermark', '0.0000001');
   return async () => {
     await rabbitmqctl('set_vm_memory_high_watermark', watermark);

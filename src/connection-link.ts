@@ -1,0 +1,204 @@
+/**
+ * The I/O side of one Connection: what its connection actor drives (the transport connection:
+ * connect, watch, heartbeat check, close) and what its channels ask of it (the live transport,
+ * deliveries for `drainEvents`, flow control).
+ *
+ * Why a class of its own: the actor's implementations are shared by every connection
+ * (connection-driver.ts) and find their connection's driver through the actor system; the
+ * channels share one host. Given as closures, these were eleven functions per connection and
+ * four more per channel, about 60 bytes each with their contexts; as one object with
+ * prototype methods they cost one object per connection. It also keeps connection.ts to the
+ * public facade.
+ *
+ * Secrets: `scrub` masks every password of this connection's brokers out of an error before it
+ * reaches a machine, an event or a log.
+ */
+import type { Actor } from 'xstate';
+import { summarizeError, type connectionMachine } from '../machines/index.js';
+import type { Channel, ChannelHost } from './channel.js';
+import type { ConnectionDriver } from './connection-driver.js';
+import type { BrokerParams, ConnectionOptions } from './connection-options.js';
+import { DeliverySignal } from './delivery-signal.js';
+import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
+import { resolveTransport } from './transports/registry.js';
+import type { Transport, TransportConnection } from './transports/transport.js';
+import { maskUrl } from './url.js';
+
+type TransportReport = Parameters<Parameters<ConnectionDriver['watch']>[0]>[0];
+
+const noop = (): void => undefined;
+
+/**
+ * @example
+ * ```ts
+ * const link = new ConnectionLink(brokers, options);
+ * link.actor = createConnectionActor(link, input);   // the actor drives the link
+ * new Channel(1, link);                              // channels ask it for the transport
+ * ```
+ */
+export class ConnectionLink implements ConnectionDriver, ChannelHost {
+  /** The connection actor this link serves; set once, right after it is created. */
+  actor!: Actor<typeof connectionMachine>;
+  /** The live transport connection, while connected. */
+  current: TransportConnection | undefined;
+  /** The transport, once loaded (drivers load lazily, on the first connect). */
+  transport: Transport | undefined;
+  /** The last error met, masked. */
+  lastError: KombuError | undefined;
+  /** Open channels by id. */
+  readonly channels = new Map<number, Channel>();
+  /** Deliveries, for `drainEvents`; made on the first delivery or drain. */
+  #deliveries: DeliverySignal | undefined;
+  #unwatch: (() => void) | undefined;
+
+  constructor(
+    readonly brokers: readonly BrokerParams[],
+    readonly options: ConnectionOptions,
+  ) {}
+
+  get deliveries(): DeliverySignal {
+    return (this.#deliveries ??= new DeliverySignal());
+  }
+
+  /** Masks any password of ours out of an error. */
+  scrub(error: unknown): KombuError {
+    const e = toKombuError(error, ConnectionError);
+    let message = maskUrl(e.message);
+    for (const broker of this.brokers) {
+      if (broker.password && broker.password.length >= 3) message = message.split(broker.password).join('**');
+    }
+    if (message !== e.message) Object.defineProperty(e, 'message', { value: message });
+    return e;
+  }
+
+  // --- ConnectionDriver: called by the connection actor's implementations ---
+
+  async connectTransport(hostIndex: number, signal: AbortSignal): Promise<void> {
+    try {
+      const broker = this.brokers[hostIndex];
+      if (!broker) throw new IllegalStateError(`No broker at index ${hostIndex}.`, 'connecting');
+      const own = this.options.transport;
+      this.transport ??= await resolveTransport(typeof own === 'object' ? own : broker.transport);
+      const connection = await this.transport.connect(
+        {
+          hostname: broker.hostname,
+          port: broker.port,
+          userid: broker.userid,
+          password: broker.password,
+          virtualHost: broker.virtualHost,
+          ssl: broker.ssl,
+          connectTimeout: broker.connectTimeout,
+          heartbeat: broker.heartbeat,
+          loginMethod: broker.loginMethod,
+          transportOptions: broker.transportOptions,
+          connectionName: this.options.connectionName ?? `kombu-ts pid ${process.pid}`,
+        },
+        signal,
+      );
+      if (signal.aborted) {
+        await connection.close().catch(noop);
+        throw new ConnectionClosed('Connection attempt cancelled.');
+      }
+      this.current = connection;
+    } catch (error) {
+      this.lastError = this.scrub(error);
+      throw this.lastError;
+    }
+  }
+
+  watch(report: (event: TransportReport) => void): void {
+    this.unwatch();
+    const connection = this.current;
+    if (!connection) {
+      const error = new ConnectionError('Connection vanished before it was watched.');
+      queueMicrotask(() => report({ type: 'transport.lost', error: summarizeError(error) }));
+      return;
+    }
+    const onClose = (error?: KombuError): void => {
+      this.lastError = this.scrub(error ?? new ConnectionError('The broker closed the connection.'));
+      report({ type: 'transport.lost', error: summarizeError(this.lastError) });
+    };
+    const onBlocked = (reason: string): void => report({ type: 'transport.blocked', reason });
+    const onUnblocked = (): void => report({ type: 'transport.unblocked' });
+    connection.on('close', onClose);
+    connection.on('blocked', onBlocked);
+    connection.on('unblocked', onUnblocked);
+    this.#unwatch = () => {
+      connection.off('close', onClose);
+      connection.off('blocked', onBlocked);
+      connection.off('unblocked', onUnblocked);
+    };
+  }
+
+  unwatch(): void {
+    const unwatch = this.#unwatch;
+    this.#unwatch = undefined;
+    unwatch?.();
+  }
+
+  async closeTransport(): Promise<void> {
+    const connection = this.current;
+    this.current = undefined;
+    if (connection) {
+      connection.removeAllListeners();
+      await connection.close();
+    }
+  }
+
+  abandonTransport(): void {
+    const dead = this.current;
+    this.current = undefined;
+    dead?.removeAllListeners();
+    dead?.close().catch(noop);
+  }
+
+  heartbeatCheck(): void {
+    this.current?.heartbeatCheck(this.options.heartbeatRate ?? 5);
+  }
+
+  channel(channelId: number): Channel | undefined {
+    return this.channels.get(channelId);
+  }
+
+  // --- ChannelHost: called by this connection's channels ---
+
+  whenConnected(signal?: AbortSignal): Promise<TransportConnection> {
+    const live = (): TransportConnection | undefined => (this.actor.getSnapshot().value === 'connected' ? this.current : undefined);
+    const now = live();
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      const sub = this.actor.subscribe({
+        next: (snapshot) => {
+          const connection = live();
+          if (connection) done(() => resolve(connection));
+          else if (snapshot.value === 'closing' || snapshot.value === 'closed') done(() => reject(new ConnectionClosed('The connection is closed.')));
+        },
+        complete: () => done(() => reject(new ConnectionClosed('The connection is closed.'))),
+      });
+      const onAbort = (): void => done(() => reject(new ConnectionClosed('Wait for the connection was cancelled.')));
+      const done = (then: () => void): void => {
+        sub.unsubscribe();
+        signal?.removeEventListener('abort', onAbort);
+        then();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  notifyDelivery(): void {
+    this.deliveries.notify();
+  }
+
+  /** Wakes whoever drains events: the connection is closed. */
+  closeDeliveries(): void {
+    this.#deliveries?.close();
+  }
+
+  forgetChannel(channelId: number): void {
+    this.channels.delete(channelId);
+  }
+
+  isBlocked(): boolean {
+    return this.actor.getSnapshot().context.blocked;
+  }
+}
