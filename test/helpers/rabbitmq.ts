@@ -61,7 +61,7 @@ export const rabbitmqctl = (...args: string[]) => run('rabbitmqctl', args, { tim
  */
 export async function memoryAlarm(): Promise<() => Promise<void>> {
   const { stdout } = await rabbitmqctl('status');
-  const read = /Memory high watermark setting: ([\d.]+) of available memory/.exec(stdout)?.[1];
+  const read = /Memory high watermark setting: ([\d.e+-]+) of available memory/.exec(stdout)?.[1];
   if (read === undefined) throw new Error("Could not read the broker's relative memory watermark from `rabbitmqctl status`.");
   // A watermark this low is another run's alarm, not the broker's setting: restoring it would
   // leave the broker blocked for good, so RabbitMQ's default is restored instead.
