@@ -70,6 +70,8 @@ export interface ConnectionContext extends ConnectionInput {
   delay: number;
   lastError: ErrorSummary | undefined;
   blocked: boolean;
+  /** The broker's reason for blocking (RabbitMQ: "low on memory"...), while blocked. */
+  blockedReason: string | undefined;
   channelIds: number[];
 }
 
@@ -138,6 +140,7 @@ export const connectionMachine = setup({
       attempt: 1,
       retries: 0,
       blocked: false,
+      blockedReason: undefined,
       previousHostIndex: undefined,
     })),
     computeDelay: assign(({ context }) => {
@@ -190,6 +193,7 @@ export const connectionMachine = setup({
     delay: 0,
     lastError: undefined,
     blocked: false,
+    blockedReason: undefined,
     channelIds: [],
   }),
   initial: 'idle',
@@ -249,8 +253,8 @@ export const connectionMachine = setup({
           { guard: 'autoReconnect', target: 'connecting', actions: ['abandonTransport', 'recordLoss', { type: 'tellChannels', params: { type: 'connection.lost' } }] },
           { target: 'failed', actions: ['abandonTransport', 'recordLoss', { type: 'tellChannels', params: { type: 'connection.lost' } }] },
         ],
-        'transport.blocked': { actions: assign({ blocked: true }) },
-        'transport.unblocked': { actions: assign({ blocked: false }) },
+        'transport.blocked': { actions: assign({ blocked: true, blockedReason: ({ event }) => event.reason }) },
+        'transport.unblocked': { actions: assign({ blocked: false, blockedReason: undefined }) },
       },
     },
     failed: {

@@ -8,7 +8,8 @@
  * reconnects; the pool replaces it when it ends `closed`.
  */
 import type { Channel } from './channel.js';
-import type { Connection, ConnectionState } from './connection.js';
+import type { Connection } from './connection.js';
+import type { ConnectionState } from './connection-status.js';
 import { ConnectionClosed } from './errors.js';
 import { ResourcePool, type PoolOptions } from './pool.js';
 

@@ -11,6 +11,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor } from 'xstate';
 import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
 import { createConnectionActor } from './connection-driver.js';
+import { connectionStatus, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
 import { ConnectionLink } from './connection-link.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
@@ -24,43 +25,6 @@ import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, Timeo
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { orderHosts, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
-
-export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'failover' | 'failed' | 'closing' | 'closed';
-
-/** What `subscribe()` and `getSnapshot()` give: the lifecycle, serialisable, password-free. */
-export interface ConnectionStatus {
-  state: ConnectionState;
-  connected: boolean;
-  /** Masked URL of the broker in use (or being tried). */
-  host: string;
-  attempt: number;
-  retries: number;
-  /** Seconds of the current (or last) backoff. */
-  delay: number;
-  blocked: boolean;
-  lastError: ErrorSummary | undefined;
-  channels: number;
-}
-
-export interface StateChange {
-  from: ConnectionState;
-  to: ConnectionState;
-  host: string;
-  attempt: number;
-  error: ErrorSummary | undefined;
-}
-
-/** Typed events of a Connection. */
-export interface ConnectionEvents {
-  state: (change: StateChange) => void;
-  connected: (event: { host: string; attempt: number }) => void;
-  disconnected: (event: { host: string; error: ErrorSummary | undefined }) => void;
-  backoff: (event: { delay: number; host: string; attempt: number; error: ErrorSummary | undefined }) => void;
-  failover: (event: { from: string; to: string; error: ErrorSummary | undefined }) => void;
-  blocked: (event: { reason: string }) => void;
-  unblocked: () => void;
-  error: (error: KombuError) => void;
-}
 
 const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
 
@@ -106,7 +70,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#hosts = this.#brokers.map((b) => brokerUri(b));
     const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
     const schedule = scheduleOf(options.retryPolicy ?? {});
-    this.#store = new Store(this.#status('idle', undefined));
+    this.#store = new Store(connectionStatus('idle', undefined, this.#hosts));
     this.#link = new ConnectionLink(this.#brokers, options);
     this.#actor = createConnectionActor(
       this.#link,
@@ -118,45 +82,22 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#actor.start();
   }
 
-  #status(state: ConnectionState, previous: ConnectionStatus | undefined): ConnectionStatus {
-    const context = this.#actor?.getSnapshot().context;
-    const status: ConnectionStatus = {
-      state,
-      connected: state === 'connected',
-      host: this.#hosts[context?.hostIndex ?? 0] ?? '',
-      attempt: context?.attempt ?? 0,
-      retries: context?.retries ?? 0,
-      delay: context?.delay ?? 0,
-      blocked: context?.blocked ?? false,
-      lastError: context?.lastError,
-      channels: context?.channelIds.length ?? 0,
-    };
-    if (previous && (Object.keys(status) as (keyof ConnectionStatus)[]).every((k) => status[k] === previous[k])) return previous;
-    return status;
-  }
-
   #onSnapshot(to: ConnectionState): void {
     const context = this.#actor.getSnapshot().context;
     const from = this.#state;
     const previous = this.#store.get();
     this.#state = to;
-    this.#store.set(this.#status(to, previous));
+    this.#store.set(connectionStatus(to, context, this.#hosts, previous));
     if (previous.blocked !== context.blocked) {
-      if (context.blocked) this.emit('blocked', { reason: 'broker flow control' });
+      if (context.blocked) this.emit('blocked', { reason: context.blockedReason ?? 'flow control' });
       else {
         for (const channel of this.#link.channels.values()) channel.unblocked();
         this.emit('unblocked');
       }
     }
     if (from === to) return;
-    const host = this.#hosts[context.hostIndex] ?? '';
-    const error = context.lastError;
-    this.emit('state', { from, to, host, attempt: context.attempt, error });
     if (to === 'connected' || from === 'connected') this.declaredEntities.clear();
-    if (to === 'connected') this.emit('connected', { host, attempt: context.attempt });
-    if (from === 'connected') this.emit('disconnected', { host: this.#hosts[context.hostIndex] ?? '', error });
-    if (to === 'backoff') this.emit('backoff', { delay: context.delay, host, attempt: context.attempt, error });
-    if (to === 'failover') this.emit('failover', { from: this.#hosts[context.previousHostIndex ?? 0] ?? '', to: host, error });
+    for (const [name, payload] of lifecycleEvents(from, to, context, this.#hosts)) (this.emit as (n: string, p: unknown) => boolean)(name, payload);
     const lastError = this.#link.lastError;
     if (to === 'failed' && lastError) {
       this.emit('error', lastError);

@@ -3,7 +3,7 @@
  * Explicit named exports only.
  */
 export { Connection, BrokerConnection } from './connection.js';
-export type { ConnectionEvents, ConnectionState, ConnectionStatus, StateChange } from './connection.js';
+export type { ConnectionEvents, ConnectionState, ConnectionStatus, StateChange } from './connection-status.js';
 export type { ConnectionInfo, ConnectionOptions } from './connection-options.js';
 export { Channel } from './channel.js';
 export type { ChannelEvents, ChannelPublishOptions, ChannelState, DeliveryHandler } from './channel.js';
