@@ -221,7 +221,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const onClose = (error?: KombuError): void => {
       if (!error || !watching) return;
       this.#lastError = error;
-      report(error);
+      // A lost connection closes its channels first and reports its own loss right after, in
+      // the same tick; the connection then suspends this channel. Reporting the loss here too
+      // would start a recovery bound to fail on the dead connection: leave it a microtask.
+      if (error instanceof ConnectionError) queueMicrotask(() => watching && report(error));
+      else report(error);
     };
     channel.on('close', onClose);
     if (!channel.isOpen) queueMicrotask(() => onClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
