@@ -5,6 +5,11 @@
  *
  * A Channel creates its registry on the first declaration: a channel that only publishes
  * (the common producer case) carries none of these maps.
+ *
+ * Restoring is two steps: {@link ChannelRegistry.restoreDeclarations} (exchanges, queues,
+ * bindings, qos), then {@link ChannelRegistry.restoreConsumers}. Once consumers are being
+ * restored, deliveries (and so the application's acks) flow on the new channel: the Channel
+ * tells a failure of that step caused by such traffic from a refused restore.
  */
 import type {
   ConsumeOptions, ExchangeDeclaration, QueueDeclaration, QueueDeclareOk, RawMessage, TransportChannel,
@@ -28,7 +33,8 @@ const key = (...parts: unknown[]): string => JSON.stringify(parts);
  * ```ts
  * const registry = new ChannelRegistry<DeliveryHandler>();
  * registry.queueDeclared(declaration, await channel.declareQueue(declaration));
- * await registry.restore(newChannel, (handler) => (message) => handler(message, epoch));
+ * await registry.restoreDeclarations(newChannel);
+ * await registry.restoreConsumers(newChannel, (handler) => (message) => handler(message, epoch));
  * ```
  */
 export class ChannelRegistry<H> {
@@ -92,8 +98,8 @@ export class ChannelRegistry<H> {
     return this.#consumers.get(tag)?.queue;
   }
 
-  /** Declares everything again on `channel`, in dependency order, then re-consumes. */
-  async restore(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
+  /** Declares exchanges, queues and bindings again on `channel`, in dependency order, and re-applies qos. */
+  async restoreDeclarations(channel: TransportChannel): Promise<void> {
     for (const exchange of this.#exchanges.values()) await channel.declareExchange(exchange);
     for (const [name, queue] of this.#queues) {
       const ok = await channel.declareQueue(queue);
@@ -103,6 +109,10 @@ export class ChannelRegistry<H> {
       await channel.bindQueue(this.nameOf(queue), exchange, routingKey, args);
     }
     if (this.#qos) await channel.qos(...this.#qos);
+  }
+
+  /** Re-registers every consumer on `channel` (after {@link restoreDeclarations}: their queues exist, qos applies). */
+  async restoreConsumers(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
     for (const [tag, consumer] of this.#consumers) {
       await channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
     }
