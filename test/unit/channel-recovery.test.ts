@@ -46,6 +46,8 @@ function holdingTransport() {
       for (const w of waiting.splice(0)) w.release();
     },
     failNext: (error: Error) => waiting.shift()?.fail(error),
+    /** The queues whose consume is being held, in the order they were asked. */
+    waiting: () => waiting.map((w) => w.queue),
     /** Resolves once every held consume that was released has settled. */
     settled: () => Promise.all(done),
   };
@@ -154,6 +156,43 @@ describe('Channel recovery after a lost connection', () => {
     await settled();
     // The consumer restore that was under way must not leave a consumer on a channel nobody owns.
     expect(getMemoryBroker('cancelled').queueInfo('cancelled')?.consumerCount).toBe(0);
+  });
+
+  it('restores all consumers of a channel at once, not one round trip after another', async () => {
+    const { transport, hold, reached, releaseAll, waiting } = holdingTransport();
+    const conn = connection('memory://together', transport);
+    const channel = await conn.channel();
+    for (const name of ['a', 'b', 'c']) {
+      await channel.declareQueue(declaration(name));
+      await channel.consume(name, { consumerTag: '', noAck: true }, () => undefined);
+      hold(name);
+    }
+    getMemoryBroker('together').dropConnections();
+    await reached();
+    // A transport sends them in this order; amqplib sends each as the previous one is answered.
+    expect(waiting()).toEqual(['a', 'b', 'c']);
+    const reopened = reaches(channel, 'open');
+    releaseAll();
+    await reopened;
+  });
+
+  it('fails a restore with the refused declaration\'s own error, not with the calls made after it', async () => {
+    const conn = connection('memory://refusal', memoryTransport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('first'));
+    await channel.declareQueue(declaration('refusal'));
+    await channel.declareQueue(declaration('later'));
+    // Meanwhile the queue was declared again elsewhere with other arguments.
+    const admin = await connection('memory://refusal', memoryTransport).channel();
+    await admin.deleteQueue('refusal');
+    await admin.declareQueue(declaration('refusal', { arguments: { 'x-max-length': 5 } }));
+    const failed = new Promise<{ code: unknown; message: string } | undefined>((resolve) => channel.on('state', ({ from, error }) => {
+      if (from === 'recovering') resolve(error);
+    }));
+    getMemoryBroker('refusal').dropConnections();
+    const error = await failed;
+    expect(error?.code).toBe(406);
+    expect(error?.message).toContain("queue 'refusal'");
   });
 
   it('still ends the channel when the broker refuses the consumer restore itself', async () => {
