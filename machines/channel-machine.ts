@@ -9,7 +9,8 @@
  * supplied by src/channel.ts. Any channel error leads there. A failed reopen waits
  * (`retrying`, growing from 0.1 s to 5 s) and tries again unless its error is irrecoverable
  * (the restore itself was refused, or the connection closed for good). The connection tells its channels
- * `connection.lost`, `connection.restored` and `connection.closed`; the last ends them.
+ * `connection.lost` (with its error, kept as `lastError`), `connection.restored` and
+ * `connection.closed`; the last ends them.
  *
  * Messages never pass through this machine: publish, deliver and ack go straight to the
  * transport channel while this machine says `open`.
@@ -32,7 +33,8 @@ export interface ChannelContext extends ChannelInput {
 export type ChannelEvent =
   | { type: 'close' }
   | { type: 'channel.lost'; error: ErrorSummary }
-  | { type: 'connection.lost' }
+  /** `error`: why the connection was lost (kept as the channel's `lastError` while suspended). */
+  | { type: 'connection.lost'; error?: ErrorSummary }
   | { type: 'connection.restored' }
   | { type: 'connection.closed' };
 
@@ -56,6 +58,8 @@ export const channelMachine = setup({
       attempts: context.attempts + 1,
     })),
     opened: assign(({ context }) => ({ attempts: 0, recoveries: context.recoveries + (context.lastError ? 1 : 0), lastError: undefined })),
+    /** The connection was lost: its error says why this channel is suspended (and makes the reopen count as a recovery). */
+    recordLoss: assign({ lastError: ({ context, event }) => (event.type === 'connection.lost' && event.error ? event.error : context.lastError) }),
     /** Drops the broken transport channel (nothing graceful is possible). */
     abandonChannel: () => undefined,
     /** Starts sending this actor `channel.lost` when the transport channel closes under us. */
@@ -91,7 +95,7 @@ export const channelMachine = setup({
           { target: 'retrying', actions: 'recordError' },
         ],
       },
-      on: { 'connection.lost': 'suspended' },
+      on: { 'connection.lost': { target: 'suspended', actions: 'recordLoss' } },
     },
     open: {
       // Entry/exit actions, not an invoked actor: a live actor costs a few KiB per channel.
@@ -101,7 +105,7 @@ export const channelMachine = setup({
         // Any channel error reopens the channel: `recoverable` on a ChannelError says whether
         // retrying the failed *operation* can help (a 404 cannot), not whether the channel can.
         'channel.lost': { target: 'recovering', actions: ['abandonChannel', assign({ lastError: ({ event }) => event.error })] },
-        'connection.lost': { target: 'suspended', actions: 'abandonChannel' },
+        'connection.lost': { target: 'suspended', actions: ['abandonChannel', 'recordLoss'] },
       },
     },
     suspended: {
@@ -118,11 +122,11 @@ export const channelMachine = setup({
           { target: 'retrying', actions: 'recordError' },
         ],
       },
-      on: { 'connection.lost': 'suspended' },
+      on: { 'connection.lost': { target: 'suspended', actions: 'recordLoss' } },
     },
     retrying: {
       after: { retryDelay: 'recovering' },
-      on: { 'connection.lost': 'suspended', 'connection.restored': 'recovering' },
+      on: { 'connection.lost': { target: 'suspended', actions: 'recordLoss' }, 'connection.restored': 'recovering' },
     },
     closing: {
       on: { close: {} },

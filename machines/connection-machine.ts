@@ -166,10 +166,11 @@ export const connectionMachine = setup({
     removeChannel: assign({
       channelIds: ({ context, event }) => context.channelIds.filter((id) => id !== (event as { channelId: number }).channelId),
     }),
-    /** Tells every channel child a connection event (`connection.lost`, `.restored`, `.closed`). */
-    tellChannels: ({ context, self }, params: { type: 'connection.lost' | 'connection.restored' | 'connection.closed' }) => {
-      const children = self.getSnapshot().children as Record<string, { send(event: { type: string }): void } | undefined>;
-      for (const id of context.channelIds) children[`channel-${id}`]?.send({ type: params.type });
+    /** Tells every channel child a connection event (`connection.lost` with the loss's error, `.restored`, `.closed`). */
+    tellChannels: ({ context, event, self }, params: { type: 'connection.lost' | 'connection.restored' | 'connection.closed' }) => {
+      const children = self.getSnapshot().children as Record<string, { send(event: { type: string; error?: ErrorSummary }): void } | undefined>;
+      const told = params.type === 'connection.lost' && 'error' in event ? { type: params.type, error: event.error } : { type: params.type };
+      for (const id of context.channelIds) children[`channel-${id}`]?.send(told);
     },
   },
   guards: {

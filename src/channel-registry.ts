@@ -5,6 +5,11 @@
  *
  * A Channel creates its registry on the first declaration: a channel that only publishes
  * (the common producer case) carries none of these maps.
+ *
+ * Restoring is two steps: {@link ChannelRegistry.restoreDeclarations} (exchanges, queues,
+ * bindings, qos), then {@link ChannelRegistry.restoreConsumers}. Once consumers are being
+ * restored, deliveries (and so the application's acks) flow on the new channel: the Channel
+ * tells a failure of that step caused by such traffic from a refused restore.
  */
 import type {
   ConsumeOptions, ExchangeDeclaration, QueueDeclaration, QueueDeclareOk, RawMessage, TransportChannel,
@@ -28,7 +33,8 @@ const key = (...parts: unknown[]): string => JSON.stringify(parts);
  * ```ts
  * const registry = new ChannelRegistry<DeliveryHandler>();
  * registry.queueDeclared(declaration, await channel.declareQueue(declaration));
- * await registry.restore(newChannel, (handler) => (message) => handler(message, epoch));
+ * await registry.restoreDeclarations(newChannel);
+ * await registry.restoreConsumers(newChannel, (handler) => (message) => handler(message, epoch));
  * ```
  */
 export class ChannelRegistry<H> {
@@ -92,20 +98,30 @@ export class ChannelRegistry<H> {
     return this.#consumers.get(tag)?.queue;
   }
 
-  /** Declares everything again on `channel`, in dependency order, then re-consumes. */
-  async restore(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
-    for (const exchange of this.#exchanges.values()) await channel.declareExchange(exchange);
-    for (const [name, queue] of this.#queues) {
-      const ok = await channel.declareQueue(queue);
-      if (queue.name === '') this.#renamed.set(name, ok.queue);
-    }
-    for (const [queue, exchange, routingKey, args] of this.#bindings.values()) {
-      await channel.bindQueue(this.nameOf(queue), exchange, routingKey, args);
-    }
-    if (this.#qos) await channel.qos(...this.#qos);
-    for (const [tag, consumer] of this.#consumers) {
-      await channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
-    }
+  /**
+   * Declares exchanges and queues again on `channel` and re-applies qos, then binds the queues
+   * again (a server-named queue is bound under its new name).
+   *
+   * Each step's calls are made at once, in order: the transport sends them in that order
+   * (amqplib sends each as soon as the previous one is answered, with no turn through this
+   * code in between), and a refusal closes the channel, which fails the calls after it.
+   */
+  async restoreDeclarations(channel: TransportChannel): Promise<void> {
+    await Promise.all([
+      ...[...this.#exchanges.values()].map((exchange) => channel.declareExchange(exchange)),
+      ...[...this.#queues].map(async ([name, queue]) => {
+        const ok = await channel.declareQueue(queue);
+        if (queue.name === '') this.#renamed.set(name, ok.queue);
+      }),
+      ...(this.#qos ? [channel.qos(...this.#qos)] : []),
+    ]);
+    await Promise.all([...this.#bindings.values()].map(([queue, exchange, routingKey, args]) => channel.bindQueue(this.nameOf(queue), exchange, routingKey, args)));
+  }
+
+  /** Re-registers every consumer on `channel`, all calls made at once (after {@link restoreDeclarations}: their queues exist, qos applies). */
+  async restoreConsumers(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
+    await Promise.all([...this.#consumers].map(([tag, consumer]) =>
+      channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage))));
   }
 
   /** After the broker cancelled consumer `tag` (its queue was deleted): declare the queue and its bindings again, and resume it. */

@@ -9,7 +9,12 @@
  *
  * Each transport channel the facade opens is an `epoch`: delivery tags belong to one epoch, and
  * an ack for a message of an earlier epoch is dropped (the broker already requeued it when that
- * channel died; acking its tag on the new channel would be a protocol error).
+ * channel died; acking its tag on the new channel would be a protocol error). The new transport
+ * channel is the current one as soon as it exists, so that acks of deliveries to consumers
+ * already restored go out while later consumers are still being restored. A broker error the
+ * restore then meets that names another method than its own `basic.consume` was provoked by
+ * such traffic (an ack of an unknown tag): the channel is lost and recovers again, as it would
+ * from `open`, instead of counting as a refused restore that ends it.
  *
  * A publish made while the channel is down, or while the broker blocks the connection (flow
  * control, `connection.blocked`), waits (`whenWritable`): at most `maxBuffered` such publishes
@@ -201,13 +206,21 @@ export class Channel extends EventEmitter<ChannelEvents> {
     channel.on('return', (message) => this.emit('return', message));
     channel.on('cancel', (consumerTag) => this.#onBrokerCancel(channel, consumerTag));
     this.#epoch += 1;
+    this.#current = channel;
+    const registry = recover ? this.#registry : undefined;
     try {
-      if (recover) await this.#registry?.restore(channel, (onMessage) => this.#wrap(onMessage));
+      if (registry) {
+        await registry.restoreDeclarations(channel);
+        await registry.restoreConsumers(channel, (onMessage) => this.#wrap(onMessage)).catch((error: unknown) => {
+          throw lostByTraffic(error);
+        });
+      }
+      if (signal.aborted) throw new ChannelError('Channel recovery was cancelled.', { recoverable: true });
     } catch (error) {
+      if (this.#current === channel) this.#current = undefined;
       await channel.close().catch(() => undefined);
       throw error;
     }
-    this.#current = channel;
     if (recover) this.emit('recovered', { epoch: this.#epoch });
   }
 
@@ -223,7 +236,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const onClose = (error?: KombuError): void => {
       if (!error || !watching) return;
       this.#lastError = error;
-      report(error);
+      // A lost connection closes its channels first and reports its own loss right after, in
+      // the same tick; the connection then suspends this channel. Reporting the loss here too
+      // would start a recovery bound to fail on the dead connection: leave it a microtask.
+      if (error instanceof ConnectionError) queueMicrotask(() => watching && report(error));
+      else report(error);
     };
     channel.on('close', onClose);
     if (!channel.isOpen) queueMicrotask(() => onClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
@@ -492,4 +509,22 @@ export class Channel extends EventEmitter<ChannelEvents> {
   connectionClosed(): void {
     this.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
   }
+}
+
+/**
+ * A failure restoring consumers. The restore sends only `basic.consume` (class 60, method 20)
+ * then: a broker error naming another method was provoked by what the application sent
+ * meanwhile on the new channel (an ack or reject of an unknown delivery tag). That is a lost
+ * channel, which recovers, not a refused restore, which would end it.
+ */
+function lostByTraffic(error: unknown): unknown {
+  if (!(error instanceof ChannelError) || error.recoverable || error.classId === undefined) return error;
+  if (error.classId === 60 && error.methodId === 20) return error;
+  return new ChannelError(error.message, {
+    cause: error,
+    recoverable: true,
+    ...(error.code === undefined ? {} : { code: error.code }),
+    classId: error.classId,
+    ...(error.methodId === undefined ? {} : { methodId: error.methodId }),
+  });
 }

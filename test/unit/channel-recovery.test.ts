@@ -1,0 +1,212 @@
+/**
+ * Channel recovery after a lost connection, on memory://, some with a transport whose
+ * consumer restores can be held: acks while later consumers are still being restored, and
+ * what a broker error met in that window does.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChannelError, Connection, type Channel, type ChannelState } from '../../src/index.js';
+import { getMemoryBroker, memoryTransport, resetMemoryBrokers } from '../../src/transports/memory.js';
+import type { ConsumeOptions, QueueDeclaration, RawMessage, Transport, TransportChannel } from '../../src/transports/transport.js';
+
+/** memory:// whose channels hold each `consume` on a held queue until released (or fail it). */
+function holdingTransport() {
+  const held = new Set<string>();
+  const waiting: { queue: string; release: () => void; fail: (error: Error) => void }[] = [];
+  const done: Promise<unknown>[] = [];
+  let reached: (() => void) | undefined;
+  const transport: Transport = {
+    ...memoryTransport,
+    async connect(params, signal) {
+      const connection = await memoryTransport.connect(params, signal);
+      const createChannel = connection.createChannel.bind(connection);
+      connection.createChannel = async (): Promise<TransportChannel> => {
+        const channel = await createChannel();
+        const consume = channel.consume.bind(channel);
+        channel.consume = async (queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void) => {
+          if (!held.has(queue)) return consume(queue, options, onMessage);
+          const consumed = new Promise<void>((release, fail) => {
+            waiting.push({ queue, release, fail });
+            reached?.();
+          }).then(() => consume(queue, options, onMessage));
+          done.push(consumed.catch(() => undefined));
+          return consumed;
+        };
+        return channel;
+      };
+      return connection;
+    },
+  };
+  return {
+    transport,
+    hold: (queue: string) => held.add(queue),
+    /** Resolves once a held consume is waiting. */
+    reached: () => (waiting.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (reached = resolve))),
+    releaseAll: () => {
+      held.clear();
+      for (const w of waiting.splice(0)) w.release();
+    },
+    failNext: (error: Error) => waiting.shift()?.fail(error),
+    /** The queues whose consume is being held, in the order they were asked. */
+    waiting: () => waiting.map((w) => w.queue),
+    /** Resolves once every held consume that was released has settled. */
+    settled: () => Promise.all(done),
+  };
+}
+
+const open: Connection[] = [];
+function connection(url: string, transport: Transport): Connection {
+  const conn = new Connection(url, { transport, retryPolicy: { intervalStart: 0.01, intervalStep: 0.01, intervalMax: 0.03 } });
+  open.push(conn);
+  return conn;
+}
+
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((c) => c.close()));
+  resetMemoryBrokers();
+});
+
+const declaration = (name: string, overrides: Partial<QueueDeclaration> = {}): QueueDeclaration => ({
+  name, durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false, ...overrides,
+});
+
+function reaches(channel: Channel, state: ChannelState): Promise<void> {
+  return new Promise((resolve) => {
+    const on = ({ to }: { to: ChannelState }): void => {
+      if (to !== state) return;
+      channel.off('state', on);
+      resolve();
+    };
+    channel.on('state', on);
+  });
+}
+
+describe('Channel recovery after a lost connection', () => {
+  it('sends acks of deliveries that arrive while later consumers are still being restored', async () => {
+    const { transport, hold, reached, releaseAll } = holdingTransport();
+    const conn = connection('memory://acks', transport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('first'));
+    await channel.declareQueue(declaration('second'));
+    await channel.qos(1);
+    const acked: boolean[] = [];
+    let twoDuringRecovery: () => void = () => undefined;
+    const both = new Promise<void>((resolve) => (twoDuringRecovery = resolve));
+    await channel.consume('first', { consumerTag: '', noAck: false }, (message, epoch) => {
+      if (channel.epoch < 2) return; // left unacked: the broker requeues it on the drop
+      acked.push(channel.ack(message.deliveryInfo.deliveryTag, false, epoch));
+      if (acked.length === 2) twoDuringRecovery();
+    });
+    await channel.consume('second', { consumerTag: '', noAck: false }, () => undefined);
+    await channel.publish(Buffer.from('1'), {}, '', 'first');
+    await channel.publish(Buffer.from('2'), {}, '', 'first');
+    hold('second');
+    getMemoryBroker('acks').dropConnections();
+    await reached();
+    // With prefetch 1 the second message only comes once the first one's ack reached the broker.
+    await both;
+    expect(acked).toEqual([true, true]);
+    expect(channel.state).toBe('recovering');
+    releaseAll();
+    await reaches(channel, 'open');
+  });
+
+  it('is suspended by a lost connection at once, with its error, and counts the reopen as a recovery', async () => {
+    const conn = connection('memory://suspend', memoryTransport);
+    const channel = await conn.channel();
+    const seen: string[] = [];
+    channel.on('state', ({ from, to, error }) => seen.push(`${from}>${to}${error ? ` (${error.name})` : ''}`));
+    const reopened = reaches(channel, 'open');
+    getMemoryBroker('suspend').dropConnections();
+    await reopened;
+    // No recovery attempt on the dead connection before the connection reports its loss.
+    expect(seen).toEqual(['open>suspended (ConnectionError)', 'suspended>recovering (ConnectionError)', 'recovering>open']);
+    expect(channel.actor?.getSnapshot().context.recoveries).toBe(1);
+  });
+
+  it('recovers again when a broker error provoked by an ack fails a consumer restore', async () => {
+    const { transport, hold, reached, releaseAll, failNext } = holdingTransport();
+    const conn = connection('memory://traffic', transport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('traffic'));
+    await channel.consume('traffic', { consumerTag: '', noAck: true }, () => undefined);
+    hold('traffic');
+    getMemoryBroker('traffic').dropConnections();
+    await reached();
+    // What RabbitMQ answers a pending basic.consume when an ack of an unknown delivery tag
+    // closed the channel meanwhile: the channel.close names basic.ack (60, 80).
+    const recovering = reaches(channel, 'retrying');
+    failNext(new ChannelError('Channel closed by server: 406 (PRECONDITION-FAILED)', { code: 406, classId: 60, methodId: 80, recoverable: false }));
+    await recovering;
+    releaseAll();
+    await reaches(channel, 'open');
+    expect(channel.epoch).toBe(3);
+  });
+
+  it('closes the half-restored transport channel when it is closed during its recovery', async () => {
+    const { transport, hold, reached, releaseAll, settled } = holdingTransport();
+    const conn = connection('memory://cancelled', transport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('cancelled'));
+    await channel.consume('cancelled', { consumerTag: '', noAck: true }, () => undefined);
+    hold('cancelled');
+    getMemoryBroker('cancelled').dropConnections();
+    await reached();
+    await channel.close();
+    releaseAll();
+    await settled();
+    // The consumer restore that was under way must not leave a consumer on a channel nobody owns.
+    expect(getMemoryBroker('cancelled').queueInfo('cancelled')?.consumerCount).toBe(0);
+  });
+
+  it('restores all consumers of a channel at once, not one round trip after another', async () => {
+    const { transport, hold, reached, releaseAll, waiting } = holdingTransport();
+    const conn = connection('memory://together', transport);
+    const channel = await conn.channel();
+    for (const name of ['a', 'b', 'c']) {
+      await channel.declareQueue(declaration(name));
+      await channel.consume(name, { consumerTag: '', noAck: true }, () => undefined);
+      hold(name);
+    }
+    getMemoryBroker('together').dropConnections();
+    await reached();
+    // A transport sends them in this order; amqplib sends each as the previous one is answered.
+    expect(waiting()).toEqual(['a', 'b', 'c']);
+    const reopened = reaches(channel, 'open');
+    releaseAll();
+    await reopened;
+  });
+
+  it('fails a restore with the refused declaration\'s own error, not with the calls made after it', async () => {
+    const conn = connection('memory://refusal', memoryTransport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('first'));
+    await channel.declareQueue(declaration('refusal'));
+    await channel.declareQueue(declaration('later'));
+    // Meanwhile the queue was declared again elsewhere with other arguments.
+    const admin = await connection('memory://refusal', memoryTransport).channel();
+    await admin.deleteQueue('refusal');
+    await admin.declareQueue(declaration('refusal', { arguments: { 'x-max-length': 5 } }));
+    const failed = new Promise<{ code: unknown; message: string } | undefined>((resolve) => channel.on('state', ({ from, error }) => {
+      if (from === 'recovering') resolve(error);
+    }));
+    getMemoryBroker('refusal').dropConnections();
+    const error = await failed;
+    expect(error?.code).toBe(406);
+    expect(error?.message).toContain("queue 'refusal'");
+  });
+
+  it('still ends the channel when the broker refuses the consumer restore itself', async () => {
+    const { transport, hold, reached, failNext } = holdingTransport();
+    const conn = connection('memory://refused', transport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('refused'));
+    await channel.consume('refused', { consumerTag: '', noAck: true }, () => undefined);
+    hold('refused');
+    getMemoryBroker('refused').dropConnections();
+    await reached();
+    const closed = reaches(channel, 'closed');
+    failNext(new ChannelError('Operation failed: BasicConsume; 403 (ACCESS-REFUSED)', { code: 403, classId: 60, methodId: 20, recoverable: false }));
+    await closed;
+    expect(channel.state).toBe('closed');
+  });
+});
