@@ -118,10 +118,16 @@ export class ChannelRegistry<H> {
     await Promise.all([...this.#bindings.values()].map(([queue, exchange, routingKey, args]) => channel.bindQueue(this.nameOf(queue), exchange, routingKey, args)));
   }
 
-  /** Re-registers every consumer on `channel`, all calls made at once (after {@link restoreDeclarations}: their queues exist, qos applies). */
+  /**
+   * Re-registers every consumer on `channel`, all calls made at once (after
+   * {@link restoreDeclarations}: their queues exist, qos applies). A consumer cancelled while
+   * its restore was under way is cancelled on `channel` too, once the broker has it.
+   */
   async restoreConsumers(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
-    await Promise.all([...this.#consumers].map(([tag, consumer]) =>
-      channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage))));
+    await Promise.all([...this.#consumers].map(async ([tag, consumer]) => {
+      await channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
+      if (!this.#consumers.has(tag)) await channel.cancel(tag);
+    }));
   }
 
   /** After the broker cancelled consumer `tag` (its queue was deleted): declare the queue and its bindings again, and resume it. */
@@ -129,12 +135,17 @@ export class ChannelRegistry<H> {
     const consumer = this.#consumers.get(tag);
     if (!consumer) return;
     const queue = this.#queues.get(consumer.queue);
-    if (queue) await channel.declareQueue(queue);
+    if (queue) {
+      const ok = await channel.declareQueue(queue);
+      // A server-named queue comes back under a new name: bind and consume that one.
+      if (queue.name === '') this.#renamed.set(consumer.queue, ok.queue);
+    }
+    const name = this.nameOf(consumer.queue);
     for (const [q, exchange, routingKey, args] of this.#bindings.values()) {
-      if (q === consumer.queue) await channel.bindQueue(q, exchange, routingKey, args);
+      if (q === consumer.queue) await channel.bindQueue(name, exchange, routingKey, args);
     }
     if (this.#consumers.has(tag)) {
-      await channel.consume(consumer.queue, { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
+      await channel.consume(name, { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
     }
   }
 }

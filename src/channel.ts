@@ -462,9 +462,15 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return tag;
   }
 
+  /** Cancels a consumer: the broker stops delivering to it, and no recovery restores it. */
   async cancel(consumerTag: string): Promise<void> {
     this.#registry?.consumerRemoved(consumerTag);
-    if (this.#state === 'open' && this.#current?.isOpen) await this.#current.cancel(consumerTag);
+    const current = this.#current;
+    if (!current?.isOpen) return;
+    if (this.#state === 'open') return current.cancel(consumerTag);
+    // Recovering: the restore may have registered it on the new channel already (and cancels
+    // it there itself if it had not yet); the recovery answers for the channel's errors.
+    if (this.#state === 'recovering') await current.cancel(consumerTag).catch(() => undefined);
   }
 
   /** Acks `deliveryTag` of `epoch`; a tag of an earlier epoch is dropped (already requeued). Returns whether it was sent. */

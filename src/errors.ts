@@ -90,6 +90,16 @@ export class ChannelError extends KombuError {
   static override defaultRecoverable = true;
 }
 
+/**
+ * Whether retrying an operation the broker refused with reply `code` on a channel can help,
+ * as py-amqp judges it: 404 NOT_FOUND, 406 PRECONDITION_FAILED and 403 ACCESS_REFUSED will be
+ * refused again; 311 CONTENT_TOO_LARGE, 313 NO_CONSUMERS and 405 RESOURCE_LOCKED may pass
+ * later. The same on every transport, so that memory:// and amqp:// recover alike.
+ */
+export function channelRefusalRecoverable(code: number): boolean {
+  return code !== 403 && code !== 404 && code !== 406;
+}
+
 /** An operation refused by the broker for this request (404 NOT_FOUND, 406 PRECONDITION_FAILED...). */
 export class OperationalError extends KombuError {
   override readonly name: string = 'OperationalError';

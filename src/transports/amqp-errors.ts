@@ -22,7 +22,7 @@
  * No message built here contains a password: the broker is named by {@link BrokerInfo},
  * which has none.
  */
-import { AccessRefused, ChannelError, ConnectionError, HeartbeatTimeout, KombuError } from '../errors.js';
+import { AccessRefused, ChannelError, ConnectionError, HeartbeatTimeout, KombuError, channelRefusalRecoverable } from '../errors.js';
 
 /** How to name the broker in messages (never a password). */
 export interface BrokerInfo {
@@ -75,7 +75,6 @@ export function methodName(classId: number | undefined, methodId: number | undef
   return entry && method ? `${entry[0]}.${method}` : undefined;
 }
 
-const CHANNEL_RECOVERABLE: Record<number, boolean> = { 311: true, 313: true, 405: true, 403: false, 404: false, 406: false };
 
 /**
  * TLS failures that retrying the same handshake cannot heal, by Node's `code`, with what to
@@ -241,7 +240,7 @@ export function mapChannelError(error: unknown, channelId: number): ChannelError
       code,
       ...(cls === undefined ? {} : { classId: cls }),
       ...(method === undefined ? {} : { methodId: method }),
-      recoverable: CHANNEL_RECOVERABLE[code] ?? true,
+      recoverable: channelRefusalRecoverable(code),
     },
   );
 }

@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { ChannelError, type KombuError } from '../errors.js';
+import { ChannelError, channelRefusalRecoverable, type KombuError } from '../errors.js';
 import type {
   ConsumeOptions,
   DeliveryInfo,
@@ -307,7 +307,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
   private fail(error: unknown, operation: Method): unknown {
     if (!(error instanceof BrokerRefusal)) return error;
     const [classId, methodId] = METHOD[operation];
-    const channelError = new ChannelError(error.message, { code: error.code, classId, methodId });
+    const channelError = new ChannelError(error.message, { code: error.code, classId, methodId, recoverable: channelRefusalRecoverable(error.code) });
     this.shutdown(channelError);
     return channelError;
   }

@@ -1,7 +1,8 @@
 /**
  * Channel recovery after a lost connection, on memory://, some with a transport whose
- * consumer restores can be held: acks while later consumers are still being restored, and
- * what a broker error met in that window does.
+ * consumer restores can be held: acks while later consumers are still being restored, what a
+ * broker error met in that window does, and a consumer cancelled in it. Also a consumer
+ * resumed after the broker cancelled it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, Connection, type Channel, type ChannelState } from '../../src/index.js';
@@ -158,6 +159,28 @@ describe('Channel recovery after a lost connection', () => {
     expect(getMemoryBroker('cancelled').queueInfo('cancelled')?.consumerCount).toBe(0);
   });
 
+  it('a consumer cancelled while its restore is under way is not left on the new channel', async () => {
+    const { transport, hold, reached, releaseAll, settled } = holdingTransport();
+    const conn = connection('memory://cancel-restore', transport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('cancel-restore'));
+    const tag = await channel.consume('cancel-restore', { consumerTag: '', noAck: true }, () => undefined);
+    hold('cancel-restore');
+    getMemoryBroker('cancel-restore').dropConnections();
+    await reached();
+    await channel.cancel(tag);
+    const reopened = reaches(channel, 'open');
+    releaseAll();
+    await settled();
+    await reopened;
+    expect(getMemoryBroker('cancel-restore').queueInfo('cancel-restore')?.consumerCount).toBe(0);
+    // And the next recovery does not bring it back.
+    const again = reaches(channel, 'open');
+    getMemoryBroker('cancel-restore').dropConnections();
+    await again;
+    expect(getMemoryBroker('cancel-restore').queueInfo('cancel-restore')?.consumerCount).toBe(0);
+  });
+
   it('restores all consumers of a channel at once, not one round trip after another', async () => {
     const { transport, hold, reached, releaseAll, waiting } = holdingTransport();
     const conn = connection('memory://together', transport);
@@ -208,5 +231,30 @@ describe('Channel recovery after a lost connection', () => {
     failNext(new ChannelError('Operation failed: BasicConsume; 403 (ACCESS-REFUSED)', { code: 403, classId: 60, methodId: 20, recoverable: false }));
     await closed;
     expect(channel.state).toBe('closed');
+  });
+});
+
+describe('A consumer resumed after the broker cancelled it', () => {
+  it('consumes the server-named queue under the new name the broker gave it', async () => {
+    const conn = connection('memory://renamed', memoryTransport);
+    const channel = await conn.channel();
+    const ok = await channel.declareQueue(declaration(''));
+    await channel.bindQueue(ok.queue, 'amq.direct', 'renamed');
+    const got: string[] = [];
+    await channel.consume(ok.queue, { consumerTag: '', noAck: true }, (message) => got.push(message.body.toString()));
+    const cancelled = new Promise<void>((resolve) => channel.once('consumerCancelled', () => resolve()));
+    const states: ChannelState[] = [];
+    channel.on('state', ({ to }) => states.push(to));
+    const other = await connection('memory://renamed', memoryTransport).channel();
+    await other.deleteQueue(ok.queue);
+    await cancelled;
+    // Declared again by the channel (a new name), bound again and consumed again: routed messages arrive.
+    const publisher = other;
+    for (let i = 0; i < 50 && got.length === 0; i++) {
+      await publisher.publish(Buffer.from('back'), {}, 'amq.direct', 'renamed');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(got).toContain('back');
+    expect(states).toEqual([]); // resumed as it is, not healed by a channel error and a recovery
   });
 });

@@ -188,7 +188,7 @@ describe('channel exceptions', () => {
     ch.on('close', (e) => closed.push(e));
     const error = await ch.declareQueue(queue('missing', { passive: true })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ChannelError);
-    expect(error).toMatchObject({ code: 404, classId: 50, methodId: 10, recoverable: true });
+    expect(error).toMatchObject({ code: 404, classId: 50, methodId: 10, recoverable: false }); // as amqp:// says: asking again gets 404 again
     expect(ch.isOpen).toBe(false);
     expect(closed).toEqual([error]);
     await expect(ch.declareQueue(queue('x'))).rejects.toMatchObject({ name: 'ChannelError', code: 'CHANNEL_CLOSED' });
