@@ -17,16 +17,15 @@
  * from `open`, instead of counting as a refused restore that ends it.
  *
  * A publish made while the channel is down, or while the broker blocks the connection (flow
- * control, `connection.blocked`), waits (`whenWritable`): at most `maxBuffered` such publishes
- * per channel and for at most `timeout` seconds, so that an outage or a memory alarm cannot
- * grow memory without bound (Producer passes `maxBufferedMessages` and `publishTimeout`).
- * Waiting here rather than in the socket's buffers is what makes those bounds hold.
+ * control, `connection.blocked`), waits (`whenWritable`), bounded in number and time
+ * (channel-waiters.ts; Producer passes `maxBufferedMessages` and `publishTimeout`).
  */
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
 import type { channelMachine, ErrorSummary } from '../machines/index.js';
 import { ChannelRegistry } from './channel-registry.js';
-import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, LimitExceeded, TimeoutError } from './errors.js';
+import { ChannelWaiters } from './channel-waiters.js';
+import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError } from './errors.js';
 import type {
   ConsumeOptions,
   ExchangeDeclaration,
@@ -42,13 +41,6 @@ import type {
 
 /** Receives each delivery with the epoch it belongs to (pass it back to ack/reject). */
 export type DeliveryHandler = (message: RawMessage, epoch: number) => void;
-
-interface Waiter {
-  resolve: (channel: TransportChannel) => void;
-  reject: (error: Error) => void;
-  /** A publish: it also waits while the connection is blocked. */
-  publish?: true;
-}
 
 /** What a Channel needs from its Connection (kept narrow so channels stay testable). */
 export interface ChannelHost {
@@ -101,12 +93,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #current: TransportChannel | undefined;
   #epoch = 0;
   #lastError: KombuError | undefined;
-  /** Calls waiting for the channel to (re)open; made when the first one waits. */
-  #waiters: Set<Waiter> | undefined;
+  /** Calls waiting for the channel to be usable; made when the first one waits. */
+  #waiters: ChannelWaiters | undefined;
   /** What was declared through this channel; made on the first declaration. */
   #registry: ChannelRegistry<DeliveryHandler> | undefined;
   #state: ChannelState = 'opening';
-  #buffered = 0;
   #unwatch: (() => void) | undefined;
 
   /** @internal Created by Connection. */
@@ -165,13 +156,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #release(): void {
     const current = this.#current;
     if (this.#state !== 'open' || !current || !this.#waiters) return;
-    const blocked = this.#host.isBlocked();
-    for (const waiter of this.#waiters) {
-      if (blocked && waiter.publish) continue;
-      this.#waiters.delete(waiter);
-      waiter.resolve(current);
-    }
-    if (this.#waiters.size === 0) this.#waiters = undefined;
+    this.#waiters.release(current, this.#host.isBlocked());
+    if (this.#waiters.empty) this.#waiters = undefined;
   }
 
   /** @internal The broker unblocked the connection: waiting publishes go. */
@@ -185,14 +171,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
-    return new Promise((resolve, reject) => (this.#waiters ??= new Set()).add({ resolve, reject }));
+    return (this.#waiters ??= new ChannelWaiters(this.channelId)).operation();
   }
 
   /** @internal Rejects the calls waiting for this channel (the connection failed for good). */
   failWaiters(error: Error): void {
     const waiters = this.#waiters;
     this.#waiters = undefined;
-    if (waiters) for (const waiter of waiters) waiter.reject(error);
+    waiters?.fail(error);
   }
 
   /** @internal openChannel actor: a new transport channel, restoring everything when `recover`. */
@@ -342,7 +328,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Publishes waiting for this channel to come back (see {@link whenWritable}). */
   get buffered(): number {
-    return this.#buffered;
+    return this.#waiters?.buffered ?? 0;
   }
 
   /**
@@ -357,39 +343,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
-    const { maxBuffered, timeout } = options;
-    if (maxBuffered !== undefined && this.#buffered >= maxBuffered) {
-      return Promise.reject(
-        new LimitExceeded(`Publish buffer full: ${this.#buffered} messages already wait for channel ${this.channelId} (reconnecting, or blocked by the broker; maxBufferedMessages is ${maxBuffered}).`),
-      );
-    }
-    this.#buffered += 1;
-    return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const done = (): void => {
-        if (timer) clearTimeout(timer);
-        this.#buffered -= 1;
-      };
-      const waiter: Waiter = {
-        publish: true,
-        resolve: (channel: TransportChannel): void => {
-          done();
-          resolve(channel);
-        },
-        reject: (error: Error): void => {
-          done();
-          reject(error);
-        },
-      };
-      (this.#waiters ??= new Set()).add(waiter);
-      if (timeout !== undefined) {
-        timer = setTimeout(() => {
-          this.#waiters?.delete(waiter);
-          done();
-          reject(new TimeoutError(`Publish timed out after ${timeout} s waiting for channel ${this.channelId} (reconnecting, or blocked by the broker; publishTimeout).`));
-        }, timeout * 1000);
-      }
-    });
+    return (this.#waiters ??= new ChannelWaiters(this.channelId)).publish(options);
   }
 
   /**

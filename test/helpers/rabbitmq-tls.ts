@@ -156,7 +156,8 @@ export async function enableExternalAuth(user: string): Promise<{ restore(): Pro
         ` application:set_env(rabbit, ssl_options, lists:keystore(verify, 1, SslOptions, {verify, verify_peer})).`,
     );
     if (answer !== 'ok') throw new Error(`Enabling EXTERNAL answered ${answer}`);
-    await rabbitmqctl('add_user', user, randomBytes(18).toString('base64url')); // cleared next
+    // A password never starting with '-', which rabbitmqctl would read as an option; cleared next.
+    await rabbitmqctl('add_user', user, `p${randomBytes(18).toString('base64url')}`);
     userAdded = true;
     await rabbitmqctl('clear_password', user);
     await rabbitmqctl('set_permissions', '-p', '/', user, '.*', '.*', '.*');
