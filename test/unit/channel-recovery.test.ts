@@ -81,6 +81,22 @@ function reaches(channel: Channel, state: ChannelState): Promise<void> {
   });
 }
 
+/**
+ * A channel on memory://`name` consuming queue `name` (no acks), whose connection was just
+ * dropped: its recovery is under way, held at the consumer's restore.
+ */
+async function heldAtConsumerRestore(name: string) {
+  const held = holdingTransport();
+  const conn = connection(`memory://${name}`, held.transport);
+  const channel = await conn.channel();
+  await channel.declareQueue(declaration(name));
+  const tag = await channel.consume(name, { consumerTag: '', noAck: true }, () => undefined);
+  held.hold(name);
+  getMemoryBroker(name).dropConnections();
+  await held.reached();
+  return { ...held, channel, tag };
+}
+
 describe('Channel recovery after a lost connection', () => {
   it('sends acks of deliveries that arrive while later consumers are still being restored', async () => {
     const { transport, hold, reached, releaseAll } = holdingTransport();
@@ -125,14 +141,7 @@ describe('Channel recovery after a lost connection', () => {
   });
 
   it('recovers again when a broker error provoked by an ack fails a consumer restore', async () => {
-    const { transport, hold, reached, releaseAll, failNext } = holdingTransport();
-    const conn = connection('memory://traffic', transport);
-    const channel = await conn.channel();
-    await channel.declareQueue(declaration('traffic'));
-    await channel.consume('traffic', { consumerTag: '', noAck: true }, () => undefined);
-    hold('traffic');
-    getMemoryBroker('traffic').dropConnections();
-    await reached();
+    const { channel, releaseAll, failNext } = await heldAtConsumerRestore('traffic');
     // What RabbitMQ answers a pending basic.consume when an ack of an unknown delivery tag
     // closed the channel meanwhile: the channel.close names basic.ack (60, 80).
     const recovering = reaches(channel, 'retrying');
@@ -144,14 +153,7 @@ describe('Channel recovery after a lost connection', () => {
   });
 
   it('closes the half-restored transport channel when it is closed during its recovery', async () => {
-    const { transport, hold, reached, releaseAll, settled } = holdingTransport();
-    const conn = connection('memory://cancelled', transport);
-    const channel = await conn.channel();
-    await channel.declareQueue(declaration('cancelled'));
-    await channel.consume('cancelled', { consumerTag: '', noAck: true }, () => undefined);
-    hold('cancelled');
-    getMemoryBroker('cancelled').dropConnections();
-    await reached();
+    const { channel, releaseAll, settled } = await heldAtConsumerRestore('cancelled');
     await channel.close();
     releaseAll();
     await settled();
@@ -160,14 +162,7 @@ describe('Channel recovery after a lost connection', () => {
   });
 
   it('a consumer cancelled while its restore is under way is not left on the new channel', async () => {
-    const { transport, hold, reached, releaseAll, settled } = holdingTransport();
-    const conn = connection('memory://cancel-restore', transport);
-    const channel = await conn.channel();
-    await channel.declareQueue(declaration('cancel-restore'));
-    const tag = await channel.consume('cancel-restore', { consumerTag: '', noAck: true }, () => undefined);
-    hold('cancel-restore');
-    getMemoryBroker('cancel-restore').dropConnections();
-    await reached();
+    const { channel, tag, releaseAll, settled } = await heldAtConsumerRestore('cancel-restore');
     await channel.cancel(tag);
     const reopened = reaches(channel, 'open');
     releaseAll();
@@ -219,14 +214,7 @@ describe('Channel recovery after a lost connection', () => {
   });
 
   it('still ends the channel when the broker refuses the consumer restore itself', async () => {
-    const { transport, hold, reached, failNext } = holdingTransport();
-    const conn = connection('memory://refused', transport);
-    const channel = await conn.channel();
-    await channel.declareQueue(declaration('refused'));
-    await channel.consume('refused', { consumerTag: '', noAck: true }, () => undefined);
-    hold('refused');
-    getMemoryBroker('refused').dropConnections();
-    await reached();
+    const { channel, failNext } = await heldAtConsumerRestore('refused');
     const closed = reaches(channel, 'closed');
     failNext(new ChannelError('Operation failed: BasicConsume; 403 (ACCESS-REFUSED)', { code: 403, classId: 60, methodId: 20, recoverable: false }));
     await closed;
