@@ -16,11 +16,6 @@ export class Latch<T> {
   #promise: Promise<T> | undefined;
   #resolve: ((value: T) => void) | undefined;
 
-  /** True once settled. */
-  get settled(): boolean {
-    return this.#settled;
-  }
-
   /** Settles with `value`; later calls are ignored. */
   settle(value: T): void {
     if (this.#settled) return;
