@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
-import type { channelMachine, ErrorSummary } from '../machines/index.js';
+import { summarizeError, type channelMachine, type ErrorSummary } from '../machines/index.js';
 import { ChannelRegistry } from './channel-registry.js';
 import { ChannelWaiters } from './channel-waiters.js';
 import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError } from './errors.js';
@@ -98,7 +98,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** What was declared through this channel; made on the first declaration. */
   #registry: ChannelRegistry<DeliveryHandler> | undefined;
   #state: ChannelState = 'opening';
-  #unwatch: (() => void) | undefined;
+  /** The transport channel {@link watch} listens to. */
+  #watched: TransportChannel | undefined;
 
   /** @internal Created by Connection. */
   constructor(channelId: number, host: ChannelHost) {
@@ -110,9 +111,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** @internal Attaches the actor spawned for this channel. */
   attach(actor: ActorRefFrom<typeof channelMachine>): void {
     this.#actor = actor;
+    // No `complete` handler: an actor stopped before its final state is stopped by its
+    // connection's end, which calls connectionClosed(). (Each handler costs two functions.)
     actor.subscribe({
       next: (snapshot) => this.#onState(snapshot.value as ChannelState, snapshot.context.lastError),
-      complete: () => this.#onState('closed', undefined),
       error: () => this.#onState('closed', undefined),
     });
     this.#onState(actor.getSnapshot().value as ChannelState, undefined);
@@ -189,8 +191,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
       await channel.close().catch(() => undefined);
       throw new ChannelError('Channel open was cancelled.', { recoverable: true });
     }
-    channel.on('return', (message) => this.emit('return', message));
-    channel.on('cancel', (consumerTag) => this.#onBrokerCancel(channel, consumerTag));
+    channel.on('return', this.onTransportReturn, this);
+    channel.on('cancel', this.onTransportCancel, this);
     this.#epoch += 1;
     this.#current = channel;
     const registry = recover ? this.#registry : undefined;
@@ -210,37 +212,53 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (recover) this.emit('recovered', { epoch: this.#epoch });
   }
 
-  /** @internal watchChannel action: reports the transport channel's death until {@link unwatch}. */
-  watch(report: (error: KombuError) => void): void {
+  /** @internal watchChannel action: reports the transport channel's death to the actor until {@link unwatch}. */
+  watch(): void {
     this.unwatch();
     const channel = this.#current;
     if (!channel) {
-      queueMicrotask(() => report(new ChannelError('Channel vanished before it was watched.', { recoverable: true })));
+      queueMicrotask(() => this.#reportLost(new ChannelError('Channel vanished before it was watched.', { recoverable: true })));
       return;
     }
-    let watching = true;
-    const onClose = (error?: KombuError): void => {
-      if (!error || !watching) return;
-      this.#lastError = error;
-      // A lost connection closes its channels first and reports its own loss right after, in
-      // the same tick; the connection then suspends this channel. Reporting the loss here too
-      // would start a recovery bound to fail on the dead connection: leave it a microtask.
-      if (error instanceof ConnectionError) queueMicrotask(() => watching && report(error));
-      else report(error);
-    };
-    channel.on('close', onClose);
-    if (!channel.isOpen) queueMicrotask(() => onClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
-    this.#unwatch = () => {
-      watching = false;
-      channel.off('close', onClose);
-    };
+    // A prototype method with this facade as its context: no closures per channel.
+    this.#watched = channel;
+    channel.on('close', this.onTransportClose, this);
+    if (!channel.isOpen) {
+      queueMicrotask(() => this.#watched === channel && this.onTransportClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
+    }
   }
 
   /** @internal unwatchChannel action. */
   unwatch(): void {
-    const unwatch = this.#unwatch;
-    this.#unwatch = undefined;
-    unwatch?.();
+    const channel = this.#watched;
+    this.#watched = undefined;
+    channel?.off('close', this.onTransportClose, this);
+  }
+
+  /** @internal Listener of the watched transport channel's `close`. */
+  onTransportClose(error?: KombuError): void {
+    const channel = this.#watched;
+    if (!error || !channel) return;
+    this.#lastError = error;
+    // A lost connection closes its channels first and reports its own loss right after, in
+    // the same tick; the connection then suspends this channel. Reporting the loss here too
+    // would start a recovery bound to fail on the dead connection: leave it a microtask.
+    if (error instanceof ConnectionError) queueMicrotask(() => this.#watched === channel && this.#reportLost(error));
+    else this.#reportLost(error);
+  }
+
+  /** @internal Listener of the transport channel's `return` (a mandatory message found no queue). */
+  onTransportReturn(message: ReturnedMessage): void {
+    this.emit('return', message);
+  }
+
+  /** @internal Listener of the transport channel's `cancel` (the broker cancelled a consumer). */
+  onTransportCancel(consumerTag: string): void {
+    if (this.#current) this.#onBrokerCancel(this.#current, consumerTag);
+  }
+
+  #reportLost(error: KombuError): void {
+    this.#actor?.send({ type: 'channel.lost', error: summarizeError(error) });
   }
 
   /** @internal abandonChannel action. */
@@ -465,9 +483,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
     });
   }
 
-  /** @internal The connection is closed: fail whatever waits. */
+  /** @internal The connection is closed: fail whatever waits; the channel is closed with it. */
   connectionClosed(): void {
     this.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
+    this.#onState('closed', undefined);
   }
 }
 

@@ -18,14 +18,14 @@ import {
 import type { Channel } from './channel.js';
 import { IllegalStateError } from './errors.js';
 
-type TransportReport = Extract<ConnectionEvent, { type: 'transport.lost' | 'transport.blocked' | 'transport.unblocked' }>;
+export type TransportReport = Extract<ConnectionEvent, { type: 'transport.lost' | 'transport.blocked' | 'transport.unblocked' }>;
 
 /** What the shared machine implementations ask of one Connection. */
 export interface ConnectionDriver {
   /** Opens the transport connection to broker `hostIndex`. */
   connectTransport(hostIndex: number, signal: AbortSignal): Promise<void>;
-  /** Reports the live connection's loss and flow control until {@link unwatch}. */
-  watch(report: (event: TransportReport) => void): void;
+  /** Reports the live connection's loss and flow control to the connection actor until {@link unwatch}. */
+  watch(): void;
   unwatch(): void;
   /** Closes the live transport connection gracefully. */
   closeTransport(): Promise<void>;
@@ -72,15 +72,14 @@ const drivenMachine = connectionMachine.provide({
       },
       actions: {
         abandonChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.abandon(),
-        watchChannel: ({ context, self, system }) =>
-          driverOf(system).channel(context.channelId)?.watch((error) => self.send({ type: 'channel.lost', error: summarizeError(error) })),
+        watchChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.watch(),
         unwatchChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.unwatch(),
       },
     }),
   },
   actions: {
     abandonTransport: ({ system }) => driverOf(system).abandonTransport(),
-    watchTransport: ({ self, system }) => driverOf(system).watch((event) => self.send(event)),
+    watchTransport: ({ system }) => driverOf(system).watch(),
     unwatchTransport: ({ system }) => driverOf(system).unwatch(),
   },
 });

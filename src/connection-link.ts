@@ -16,7 +16,7 @@
 import type { Actor } from 'xstate';
 import { summarizeError, type connectionMachine } from '../machines/index.js';
 import type { Channel, ChannelHost } from './channel.js';
-import type { ConnectionDriver } from './connection-driver.js';
+import type { ConnectionDriver, TransportReport } from './connection-driver.js';
 import type { BrokerParams, ConnectionOptions } from './connection-options.js';
 import { DeliverySignal } from './delivery-signal.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
@@ -24,9 +24,11 @@ import { resolveTransport } from './transports/registry.js';
 import type { Transport, TransportConnection } from './transports/transport.js';
 import { maskUrl } from './url.js';
 
-type TransportReport = Parameters<Parameters<ConnectionDriver['watch']>[0]>[0];
 
 const noop = (): void => undefined;
+
+/** The name the broker shows for a connection that was given none. */
+const defaultConnectionName = `kombu-ts pid ${process.pid}`;
 
 /**
  * @example
@@ -45,11 +47,12 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   transport: Transport | undefined;
   /** The last error met, masked. */
   lastError: KombuError | undefined;
-  /** Open channels by id. */
-  readonly channels = new Map<number, Channel>();
+  /** Open channels, in order of opening (few: an array, made by the first, not a Map). */
+  #channels: Channel[] | undefined;
   /** Deliveries, for `drainEvents`; made on the first delivery or drain. */
   #deliveries: DeliverySignal | undefined;
-  #unwatch: (() => void) | undefined;
+  /** The transport connection {@link watch} listens to. */
+  #watched: TransportConnection | undefined;
 
   constructor(
     readonly brokers: readonly BrokerParams[],
@@ -91,7 +94,7 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
           heartbeat: broker.heartbeat,
           loginMethod: broker.loginMethod,
           transportOptions: broker.transportOptions,
-          connectionName: this.options.connectionName ?? `kombu-ts pid ${process.pid}`,
+          connectionName: this.options.connectionName ?? defaultConnectionName,
         },
         signal,
       );
@@ -106,34 +109,47 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
     }
   }
 
-  watch(report: (event: TransportReport) => void): void {
+  watch(): void {
     this.unwatch();
     const connection = this.current;
     if (!connection) {
       const error = new ConnectionError('Connection vanished before it was watched.');
-      queueMicrotask(() => report({ type: 'transport.lost', error: summarizeError(error) }));
+      queueMicrotask(() => this.#report({ type: 'transport.lost', error: summarizeError(error) }));
       return;
     }
-    const onClose = (error?: KombuError): void => {
-      this.lastError = this.scrub(error ?? new ConnectionError('The broker closed the connection.'));
-      report({ type: 'transport.lost', error: summarizeError(this.lastError) });
-    };
-    const onBlocked = (reason: string): void => report({ type: 'transport.blocked', reason });
-    const onUnblocked = (): void => report({ type: 'transport.unblocked' });
-    connection.on('close', onClose);
-    connection.on('blocked', onBlocked);
-    connection.on('unblocked', onUnblocked);
-    this.#unwatch = () => {
-      connection.off('close', onClose);
-      connection.off('blocked', onBlocked);
-      connection.off('unblocked', onUnblocked);
-    };
+    // Prototype methods with this link as their context: no closures per connection.
+    this.#watched = connection;
+    connection.on('close', this.onTransportClose, this);
+    connection.on('blocked', this.onTransportBlocked, this);
+    connection.on('unblocked', this.onTransportUnblocked, this);
   }
 
   unwatch(): void {
-    const unwatch = this.#unwatch;
-    this.#unwatch = undefined;
-    unwatch?.();
+    const connection = this.#watched;
+    this.#watched = undefined;
+    connection?.off('close', this.onTransportClose, this);
+    connection?.off('blocked', this.onTransportBlocked, this);
+    connection?.off('unblocked', this.onTransportUnblocked, this);
+  }
+
+  /** @internal Listener of the watched connection's `close`. */
+  onTransportClose(error?: KombuError): void {
+    this.lastError = this.scrub(error ?? new ConnectionError('The broker closed the connection.'));
+    this.#report({ type: 'transport.lost', error: summarizeError(this.lastError) });
+  }
+
+  /** @internal Listener of the watched connection's `blocked`. */
+  onTransportBlocked(reason: string): void {
+    this.#report({ type: 'transport.blocked', reason });
+  }
+
+  /** @internal Listener of the watched connection's `unblocked`. */
+  onTransportUnblocked(): void {
+    this.#report({ type: 'transport.unblocked' });
+  }
+
+  #report(event: TransportReport): void {
+    this.actor.send(event);
   }
 
   async closeTransport(): Promise<void> {
@@ -157,7 +173,17 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   }
 
   channel(channelId: number): Channel | undefined {
-    return this.channels.get(channelId);
+    return this.#channels?.find((channel) => channel.channelId === channelId);
+  }
+
+  /** The open channels, in order of opening. */
+  get channels(): readonly Channel[] {
+    return this.#channels ?? [];
+  }
+
+  addChannel(channel: Channel): void {
+    if (this.#channels) this.#channels.push(channel);
+    else this.#channels = [channel];
   }
 
   // --- ChannelHost: called by this connection's channels ---
@@ -195,7 +221,8 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   }
 
   forgetChannel(channelId: number): void {
-    this.channels.delete(channelId);
+    const at = this.#channels?.findIndex((channel) => channel.channelId === channelId) ?? -1;
+    if (at >= 0) this.#channels?.splice(at, 1);
   }
 
   isBlocked(): boolean {

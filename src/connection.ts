@@ -23,7 +23,7 @@ import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
-import { orderHosts, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY_SCHEDULE, orderHosts, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
 
 const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
@@ -46,31 +46,30 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #failoverStrategy: FailoverStrategy;
   readonly #hosts: string[];
   readonly #actor: Actor<typeof connectionMachine>;
-  readonly #store: Store<ConnectionStatus>;
+  /** The status store, made when first read or subscribed to (most connections never are). */
+  #store: Store<ConnectionStatus> | undefined;
+  #blocked = false;
   /** The transport side: what the actor drives and the channels ask of (connection-link.ts). */
   readonly #link: ConnectionLink;
   #nextChannelId = 1;
   #defaultChannel: Channel | undefined;
   #state: ConnectionState = 'idle';
   #closed = false;
-  /** Entities declared on this connection (kombu's `declared_entities`); cleared on disconnect and reconnect. */
-  readonly declaredEntities = new DeclarationCache();
+  #declaredEntities: DeclarationCache | undefined;
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
   releaseHook: ((connection: Connection) => Promise<void>) | undefined;
 
   constructor(urlOrHostname?: string, options: ConnectionOptions = {}) {
     super();
     this.#options = options;
+    // No closure in here may capture a local: one that did would keep every local of this
+    // constructor alive in a shared context for the connection's whole life.
     const { brokers, failoverStrategy } = resolveBrokers(urlOrHostname, options);
     this.#failoverStrategy = failoverStrategy;
-    const masked = brokers.map((b) => brokerUri(b));
-    const order = orderHosts(masked, failoverStrategy);
-    this.#brokers = order.map((url) => brokers[masked.indexOf(url)]).filter((b): b is BrokerParams => b !== undefined);
-    if (this.#brokers.length === 0) throw new IllegalStateError('failoverStrategy returned no known broker.', 'idle');
+    this.#brokers = inFailoverOrder(brokers, failoverStrategy);
     this.#hosts = this.#brokers.map((b) => brokerUri(b));
     const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
-    const schedule = scheduleOf(options.retryPolicy ?? {});
-    this.#store = new Store(connectionStatus('idle', undefined, this.#hosts));
+    const schedule = options.retryPolicy ? scheduleOf(options.retryPolicy) : DEFAULT_RETRY_SCHEDULE;
     this.#link = new ConnectionLink(this.#brokers, options);
     this.#actor = createConnectionActor(
       this.#link,
@@ -78,40 +77,51 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       options.inspect,
     );
     this.#link.actor = this.#actor;
-    this.#actor.subscribe({ next: (snapshot) => this.#onSnapshot(snapshot.value as ConnectionState) });
+    this.#actor.subscribe((snapshot) => this.#onSnapshot(snapshot.value as ConnectionState));
     this.#actor.start();
+  }
+
+  #status(): ConnectionStatus {
+    return connectionStatus(this.#state, this.#actor.getSnapshot().context, this.#hosts);
+  }
+
+  get #statusStore(): Store<ConnectionStatus> {
+    if (this.#store) return this.#store;
+    this.#store = new Store(this.#status());
+    if (this.#state === 'closed') this.#store.complete();
+    return this.#store;
   }
 
   #onSnapshot(to: ConnectionState): void {
     const context = this.#actor.getSnapshot().context;
     const from = this.#state;
-    const previous = this.#store.get();
     this.#state = to;
-    this.#store.set(connectionStatus(to, context, this.#hosts, previous));
-    if (previous.blocked !== context.blocked) {
+    if (this.#store) this.#store.set(connectionStatus(to, context, this.#hosts, this.#store.get()));
+    if (this.#blocked !== context.blocked) {
+      this.#blocked = context.blocked;
       if (context.blocked) this.emit('blocked', { reason: context.blockedReason ?? 'flow control' });
       else {
-        for (const channel of this.#link.channels.values()) channel.unblocked();
+        for (const channel of this.#link.channels) channel.unblocked();
         this.emit('unblocked');
       }
     }
     if (from === to) return;
-    if (to === 'connected' || from === 'connected') this.declaredEntities.clear();
+    if (to === 'connected' || from === 'connected') this.#declaredEntities?.clear();
     for (const [name, payload] of lifecycleEvents(from, to, context, this.#hosts)) (this.emit as (n: string, p: unknown) => boolean)(name, payload);
     const lastError = this.#link.lastError;
     if (to === 'failed' && lastError) {
       this.emit('error', lastError);
-      for (const channel of this.#link.channels.values()) channel.failWaiters(lastError);
+      for (const channel of [...this.#link.channels]) channel.failWaiters(lastError);
     }
     if (to === 'closed') this.#onClosed();
   }
 
   #onClosed(): void {
     const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
-    for (const channel of this.#link.channels.values()) channel.connectionClosed();
+    for (const channel of [...this.#link.channels]) channel.connectionClosed();
     this.#link.closeDeliveries();
     this.#link.lastError ??= closed;
-    this.#store.complete();
+    this.#store?.complete();
   }
 
   /** Waits until the actor settles after a `connect`; resolves when connected. */
@@ -240,12 +250,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #createChannel(): Channel {
     const channelId = this.#nextChannelId++;
     const channel = new Channel(channelId, this.#link);
-    this.#link.channels.set(channelId, channel);
+    this.#link.addChannel(channel);
     registerChannel(channel, this);
     this.#actor.send({ type: 'channel.open', channelId });
     const actor = this.#actor.getSnapshot().children[`channel-${channelId}`];
     if (!actor) {
-      this.#link.channels.delete(channelId);
+      this.#link.forgetChannel(channelId);
       throw new IllegalStateError(`Cannot open a channel while the connection is ${this.#state}.`, this.#state);
     }
     channel.attach(actor as Parameters<Channel['attach']>[0]);
@@ -468,11 +478,33 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return new SimpleBuffer(channel ?? this, name, rest);
   }
 
-  /** The current status (stable reference between changes: fit for `useSyncExternalStore`). */
-  getSnapshot = (): ConnectionStatus => this.#store.get();
+  /** Entities declared on this connection (kombu's `declared_entities`); cleared on disconnect and reconnect. */
+  get declaredEntities(): DeclarationCache {
+    return (this.#declaredEntities ??= new DeclarationCache());
+  }
 
-  /** Subscribes to status changes; calls `listener` at once with the current status. */
-  subscribe = (listener: ((status: ConnectionStatus) => void) | Observer<ConnectionStatus>): Unsubscribe => this.#store.subscribe(listener);
+  /**
+   * The current status (stable reference between changes: fit for `useSyncExternalStore`).
+   * Bound: `const { getSnapshot, subscribe } = conn` works, and stays the same function.
+   */
+  get getSnapshot(): () => ConnectionStatus {
+    return this.#statusStore.get;
+  }
+
+  /** Subscribes to status changes; calls `listener` at once with the current status. Bound, as `getSnapshot`. */
+  get subscribe(): (listener: ((status: ConnectionStatus) => void) | Observer<ConnectionStatus>) => Unsubscribe {
+    return this.#statusStore.subscribe;
+  }
+}
+
+/** The brokers in the order `strategy` gives their (masked) URLs. */
+function inFailoverOrder(brokers: readonly BrokerParams[], strategy: FailoverStrategy): BrokerParams[] {
+  const masked = brokers.map((b) => brokerUri(b));
+  const ordered = orderHosts(masked, strategy)
+    .map((url) => brokers[masked.indexOf(url)])
+    .filter((b): b is BrokerParams => b !== undefined);
+  if (ordered.length === 0) throw new IllegalStateError('failoverStrategy returned no known broker.', 'idle');
+  return ordered;
 }
 
 installObservable(Connection.prototype);

@@ -33,9 +33,8 @@ export class Store<T> {
     this.#value = initial;
   }
 
-  get(): T {
-    return this.#value;
-  }
+  /** The latest value. Bound, so it can be handed out as it is (`useSyncExternalStore`). */
+  readonly get = (): T => this.#value;
 
   set(value: T): void {
     this.#value = value;
@@ -52,7 +51,8 @@ export class Store<T> {
     }
   }
 
-  subscribe(listener: ((value: T) => void) | Observer<T>): Unsubscribe {
+  /** Bound, as {@link get}. */
+  readonly subscribe = (listener: ((value: T) => void) | Observer<T>): Unsubscribe => {
     const observer: Observer<T> = typeof listener === 'function' ? { next: listener } : listener;
     const off = (): void => {
       this.#observers?.delete(observer);
@@ -66,7 +66,7 @@ export class Store<T> {
     (this.#observers ??= new Set()).add(observer);
     observer.next?.(this.#value);
     return unsubscribe;
-  }
+  };
 
   /** Ends the stream: observers get `complete()` and are dropped. */
   complete(): void {

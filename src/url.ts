@@ -303,15 +303,17 @@ const encode = (s: string): string => encodeURIComponent(s);
  * ```
  */
 export function formatUrl(fields: UrlFields, options: { includePassword?: boolean } = {}): string {
-  let url = `${fields.transport}://`;
+  // Joined, not concatenated: `+=` makes a tree of cons strings (a dozen heap objects, kept
+  // as long as the URL is), `join` one flat string.
+  const parts = [fields.transport, '://'];
   if (fields.userid !== undefined || fields.password !== undefined) {
-    url += encode(fields.userid ?? '');
-    if (fields.password !== undefined) url += `:${options.includePassword ? encode(fields.password) : '**'}`;
-    url += '@';
+    parts.push(encode(fields.userid ?? ''));
+    if (fields.password !== undefined) parts.push(':', options.includePassword ? encode(fields.password) : '**');
+    parts.push('@');
   }
-  url += fields.hostname.includes(':') ? `[${fields.hostname}]` : encode(fields.hostname);
-  if (fields.port !== undefined) url += `:${fields.port}`;
-  url += '/';
-  if (fields.virtualHost !== undefined) url += fields.virtualHost === '/' ? '/' : encode(fields.virtualHost);
-  return url;
+  parts.push(fields.hostname.includes(':') ? `[${fields.hostname}]` : encode(fields.hostname));
+  if (fields.port !== undefined) parts.push(':', String(fields.port));
+  parts.push('/');
+  if (fields.virtualHost !== undefined) parts.push(fields.virtualHost === '/' ? '/' : encode(fields.virtualHost));
+  return parts.join('');
 }

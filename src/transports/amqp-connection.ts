@@ -43,9 +43,21 @@ interface ConnectionInternals {
   stream: NodeJS.ReadableStream & { destroy(error?: Error): void; destroyed: boolean };
   /** Negotiated heartbeat, seconds (0 = off). */
   heartbeat?: number;
-  /** Moves frames from the channels' buffers to the socket, one `write()` per frame. */
-  muxer?: { _readIncoming?: () => void };
+  /** Moves frames from the channels' buffers to `out` (the socket), one `write()` per frame. */
+  muxer?: Muxer;
 }
+
+interface Muxer {
+  out?: unknown;
+  _readIncoming?: (this: Muxer) => void;
+}
+
+type Corkable = { cork(): void; uncork(): void };
+const corkable = (stream: unknown): stream is Corkable =>
+  typeof (stream as Partial<Corkable>).cork === 'function' && typeof (stream as Partial<Corkable>).uncork === 'function';
+
+/** The corked version of each muxer pass function met (one, unless two amqplib copies are loaded). */
+const corkedPasses = new WeakMap<(this: Muxer) => void, (this: Muxer) => void>();
 
 /**
  * Write coalescing: amqplib's muxer writes every frame (each publish, each ack) with its own
@@ -57,18 +69,29 @@ interface ConnectionInternals {
  */
 function coalesceWrites(internals: ConnectionInternals): void {
   const muxer = internals.muxer;
-  const socket = internals.stream as unknown as { cork?: () => void; uncork?: () => void };
   const pass = muxer?._readIncoming;
-  if (!muxer || typeof pass !== 'function' || typeof socket.cork !== 'function' || typeof socket.uncork !== 'function') return;
-  muxer._readIncoming = function readIncomingCorked(this: unknown): void {
-    socket.cork!();
-    try {
-      pass.call(this);
-    } finally {
-      socket.uncork!();
-    }
-  };
+  if (!muxer || typeof pass !== 'function' || muxer.out !== internals.stream || !corkable(muxer.out)) return;
+  let corked = corkedPasses.get(pass);
+  if (!corked) {
+    // Shared by every connection: the muxer it runs for is `this`, its socket `this.out`.
+    corked = function readIncomingCorked(this: Muxer): void {
+      const out = this.out as Corkable;
+      out.cork();
+      try {
+        pass.call(this);
+      } finally {
+        out.uncork();
+      }
+    };
+    corkedPasses.set(pass, corked);
+  }
+  muxer._readIncoming = corked;
 }
+
+const ignore = (): void => undefined;
+
+/** Each amqplib connection's AmqpConnection, for the shared listeners. */
+const owners = new WeakMap<ChannelModel, AmqpConnection>();
 
 export interface AmqpConnectionOptions {
   broker: BrokerInfo;
@@ -94,15 +117,16 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
   readonly heartbeat: number;
   readonly #broker: BrokerInfo;
   readonly #internals: ConnectionInternals;
-  readonly #channels = new Set<AmqpChannel>();
+  /** Open channels: few, so an array (made by the first one, sized to it) rather than a Set. */
+  #channels: AmqpChannel[] | undefined;
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closeError: KombuError | undefined;
-  readonly #closed = new Latch<void>();
+  /** Made when somebody waits for the end while the connection is open. */
+  #closed: Latch<void> | undefined;
   #lastReceived = performance.now();
   #lastCheck = performance.now();
-  readonly #onData = (): void => {
-    this.#lastReceived = performance.now();
-  };
+  /** Records when bytes last arrived; only with heartbeats on. */
+  #onData: (() => void) | undefined;
 
   constructor(model: ChannelModel, options: AmqpConnectionOptions) {
     super();
@@ -111,14 +135,37 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     this.closeTimeout = options.closeTimeout;
     this.#internals = model.connection as unknown as ConnectionInternals;
     this.heartbeat = this.#internals.heartbeat ?? 0;
+    // The listeners are shared functions that find this connection from amqplib's (their
+    // `this`): closures would cost three functions and a context per connection.
+    owners.set(model, this);
     // amqplib emits 'error' just before 'close' with the same error; 'close' is enough,
     // but an 'error' without a listener would throw.
-    model.on('error', () => {});
-    model.on('close', (error?: unknown) => this.#finish(error));
-    model.on('blocked', (reason: string) => this.#emit('blocked', String(reason)));
-    model.on('unblocked', () => this.#emit('unblocked'));
-    this.#internals.stream.on('data', this.#onData);
+    model.on('error', ignore);
+    model.on('close', AmqpConnection.#onClose);
+    model.on('blocked', AmqpConnection.#onBlocked);
+    model.on('unblocked', AmqpConnection.#onUnblocked);
+    if (this.heartbeat > 0) {
+      this.#onData = () => {
+        this.#lastReceived = performance.now();
+      };
+      this.#internals.stream.on('data', this.#onData);
+    }
     coalesceWrites(this.#internals);
+  }
+
+  static #onClose(this: ChannelModel, error?: unknown): void {
+    const self = owners.get(this);
+    if (self) self.#finish(error);
+  }
+
+  static #onBlocked(this: ChannelModel, reason: unknown): void {
+    const self = owners.get(this);
+    if (self) self.#emit('blocked', String(reason));
+  }
+
+  static #onUnblocked(this: ChannelModel): void {
+    const self = owners.get(this);
+    if (self) self.#emit('unblocked');
   }
 
   /** Opens a channel (in confirm mode). Rejects with ConnectionError when the connection is gone. */
@@ -136,7 +183,8 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
       channel.connectionLost(this.#closeError);
       throw this.#closedError('open a channel');
     }
-    this.#channels.add(channel);
+    if (this.#channels) this.#channels.push(channel);
+    else this.#channels = [channel];
     return channel;
   }
 
@@ -176,15 +224,21 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
         () => this.#destroy(new ConnectionClosed(`The broker at ${this.#broker.url} did not answer connection.close`)),
         this.closeTimeout * 1000,
       );
-      await this.#closed.wait();
+      await this.#ended();
       clearTimeout(timer);
     }
-    await this.#closed.wait();
+    await this.#ended();
+  }
+
+  #ended(): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    return (this.#closed ??= new Latch()).wait();
   }
 
   /** @internal the channel ended; forget it. */
   channelClosed(channel: AmqpChannel): void {
-    this.#channels.delete(channel);
+    const at = this.#channels?.indexOf(channel) ?? -1;
+    if (at >= 0) this.#channels?.splice(at, 1);
   }
 
   /** Ends the connection now: amqplib sees a socket error and closes everything. */
@@ -198,12 +252,13 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     if (this.#state === 'closed') return;
     const closedByUs = this.#state === 'closing';
     this.#state = 'closed';
-    this.#internals.stream.removeListener('data', this.#onData);
+    if (this.#onData) this.#internals.stream.removeListener('data', this.#onData);
     const mapped = closedByUs ? undefined : mapConnectionError(error ?? new Error('Unexpected close'), this.#broker);
     this.#closeError = mapped;
-    for (const channel of [...this.#channels]) channel.connectionLost(mapped);
-    this.#channels.clear();
-    this.#closed.settle();
+    const channels = this.#channels ?? [];
+    this.#channels = undefined;
+    for (const channel of channels) channel.connectionLost(mapped);
+    this.#closed?.settle();
     this.#emit('close', mapped);
   }
 

@@ -145,7 +145,9 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
   // EXTERNAL logs in as whoever the client certificate names: no user id in messages then.
   const external = params.loginMethod?.toUpperCase() === 'EXTERNAL';
   const broker: BrokerInfo = {
-    url: `${scheme}://${external ? '' : `${encodeURIComponent(userid)}@`}${hostPort(params.hostname, port)}/${vhost === '/' ? '' : encodeURIComponent(vhost)}`,
+    // Joined into one flat string: it lives as long as the connection (a template literal
+    // would keep a tree of cons strings).
+    url: [scheme, '://', external ? '' : `${encodeURIComponent(userid)}@`, hostPort(params.hostname, port), '/', vhost === '/' ? '' : encodeURIComponent(vhost)].join(''),
     userid,
     vhost,
     ...(params.loginMethod === undefined ? {} : { loginMethod: params.loginMethod }),
