@@ -19,17 +19,14 @@
  * The next publishes wait for amqplib's `drain` first, so a fast publisher that awaits its
  * publishes cannot fill memory.
  *
- * Ack coalescing: acks made in the same tick are sent together at the end of it, and a run of
- * them that covers every unsettled delivery from the oldest up goes as one `basic.ack` with
- * `multiple` (what a consumer acking each message in order produces). The channel knows which
- * deliveries are unsettled (it saw them arrive, with acks required), so a multiple ack never
- * settles a message the application has not acked. Rejects, `recover()` and `close()` send
- * the waiting acks first, so the broker sees every settlement in the order it was made.
+ * Acks are coalesced: those made in one tick go together at its end, as one multiple ack where
+ * that settles nothing the application has not acked (amqp-acks.ts).
  */
 import type { ConfirmChannel, Message } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
 import { Latch } from '../latch.js';
+import { AckBatch } from './amqp-acks.js';
 import { mapChannelError, rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
 import type {
@@ -57,6 +54,9 @@ export interface ChannelOwner {
   channelClosed(channel: AmqpChannel): void;
 }
 
+/** Each amqplib channel's AmqpChannel, for the shared listeners. */
+const owners = new WeakMap<ConfirmChannel, AmqpChannel>();
+
 /**
  * A TransportChannel over an amqplib ConfirmChannel; made by `AmqpConnection.createChannel()`.
  *
@@ -76,32 +76,49 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #closing = false;
   #brokerError: ChannelError | undefined;
   #closeError: KombuError | undefined;
-  readonly #closed = new Latch<KombuError | undefined>();
+  /** Made when somebody waits for the end while the channel is open (most never do). */
+  #closed: Latch<KombuError | undefined> | undefined;
   #drain: Promise<void> | undefined;
   #drained: (() => void) | undefined;
-  /** Delivery tags received with acks required and not settled yet, oldest first (made on the first such delivery: a publishing channel has none). */
-  #unsettled: Set<number> | undefined;
-  /** Tags acked this tick, sent by {@link flushAcks}. */
-  #pendingAcks: number[] = [];
-  /** {@link flushAcks} for `process.nextTick`, made on the first ack. */
-  #flushLater: (() => void) | undefined;
+  /** Deliveries to ack and acks to coalesce; made by the first delivery that needs an ack (a publishing channel has none). */
+  #acks: AckBatch | undefined;
 
   constructor(ch: ConfirmChannel, owner: ChannelOwner) {
     super();
     this.#ch = ch;
     this.#owner = owner;
     this.id = (ch as unknown as ChannelInternals).ch;
-    ch.on('error', (error: unknown) => {
-      this.#brokerError ??= mapChannelError(error, this.id) ?? new ChannelError(`Channel ${this.id} failed: ${String(error)}`, { cause: error });
-    });
-    ch.on('close', () => {
-      if (this.#closing) this.#finish(undefined);
-      else if (this.#brokerError) this.#finish(this.#brokerError);
-      // Otherwise the connection is going down; it tells us why in a moment (same tick).
-      else queueMicrotask(() => this.#finish(new ChannelError(`Channel ${this.id} closed unexpectedly`)));
-    });
-    ch.on('return', (message: AmqplibMessage) => this.#emit('return', toReturnedMessage(message)));
-    ch.on('drain', () => this.#releaseDrain());
+    // The listeners are shared functions that find this channel from amqplib's (their `this`):
+    // closures would cost four functions and a context per channel.
+    owners.set(ch, this);
+    ch.on('error', AmqpChannel.#onError);
+    ch.on('close', AmqpChannel.#onClose);
+    ch.on('return', AmqpChannel.#onReturn);
+    ch.on('drain', AmqpChannel.#onDrain);
+  }
+
+  static #onError(this: ConfirmChannel, error: unknown): void {
+    const self = owners.get(this);
+    if (self) self.#brokerError ??= mapChannelError(error, self.id) ?? new ChannelError(`Channel ${self.id} failed: ${String(error)}`, { cause: error });
+  }
+
+  static #onClose(this: ConfirmChannel): void {
+    const self = owners.get(this);
+    if (!self) return;
+    if (self.#closing) self.#finish(undefined);
+    else if (self.#brokerError) self.#finish(self.#brokerError);
+    // Otherwise the connection is going down; it tells us why in a moment (same tick).
+    else queueMicrotask(() => self.#finish(new ChannelError(`Channel ${self.id} closed unexpectedly`)));
+  }
+
+  static #onReturn(this: ConfirmChannel, message: AmqplibMessage): void {
+    const self = owners.get(this);
+    if (self) self.#emit('return', toReturnedMessage(message));
+  }
+
+  static #onDrain(this: ConfirmChannel): void {
+    const self = owners.get(this);
+    if (self) self.#releaseDrain();
   }
 
   /** True until the channel closes. */
@@ -197,14 +214,14 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     return this.#rpc('get', async () => {
       const message = await this.#ch.get(queue, { noAck: options.noAck });
       if (message === false) return undefined;
-      if (!options.noAck) (this.#unsettled ??= new Set()).add(message.fields.deliveryTag);
+      if (!options.noAck) this.#ackBatch.received(message.fields.deliveryTag);
       return toRawMessage(message as AmqplibMessage);
     });
   }
 
   consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string> {
     let tag = options.consumerTag;
-    const unsettled = options.noAck ? undefined : (this.#unsettled ??= new Set());
+    const acks = options.noAck ? undefined : this.#ackBatch;
     return this.#rpc('consume', async () => {
       const ok = await this.#ch.consume(
         queue,
@@ -213,7 +230,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
             this.#emit('cancel', tag); // the broker cancelled it (queue deleted...)
             return;
           }
-          unsettled?.add(message.fields.deliveryTag);
+          acks?.received(message.fields.deliveryTag);
           try {
             onMessage(toRawMessage(message as AmqplibMessage));
           } catch (error) {
@@ -241,14 +258,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   ack(deliveryTag: number | string, multiple = false): void {
     this.#assertOpen('ack');
     const tag = Number(deliveryTag);
-    if (!multiple && this.#unsettled?.has(tag)) {
-      if (this.#pendingAcks.length === 0) process.nextTick((this.#flushLater ??= () => this.#flushQuietly()));
-      this.#pendingAcks.push(tag);
-      return;
-    }
+    if (!multiple && this.#acks?.defer(tag)) return;
     this.#flushAcks();
     this.#sync('ack', () => this.#ch.ack(asMessage(tag), multiple));
-    this.#settle(tag, multiple);
+    this.#acks?.settled(tag, multiple);
   }
 
   reject(deliveryTag: number | string, requeue: boolean): void {
@@ -256,30 +269,21 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     this.#flushAcks();
     const tag = Number(deliveryTag);
     this.#sync('reject', () => this.#ch.reject(asMessage(tag), requeue));
-    this.#unsettled?.delete(tag);
+    this.#acks?.settled(tag, false);
   }
 
-  /** Sends this tick's acks: the run from the oldest unsettled delivery as one multiple ack, the rest one by one. */
+  get #ackBatch(): AckBatch {
+    return (this.#acks ??= new AckBatch(() => this.#flushQuietly()));
+  }
+
+  /** Sends the acks deferred this tick. */
   #flushAcks(): void {
-    const acks = this.#pendingAcks;
-    const unsettled = this.#unsettled;
-    if (acks.length === 0 || !unsettled) return;
-    this.#pendingAcks = [];
-    if (!this.isOpen) return; // the broker requeues them; the channel is gone
-    const acked = new Set(acks);
-    let upTo = -1;
-    let run = 0;
-    for (const tag of unsettled) {
-      if (!acked.has(tag)) break;
-      upTo = tag;
-      run += 1;
-    }
+    const frames = this.#acks?.take();
+    if (!frames || !this.isOpen) return; // closed: the broker requeues them, the channel is gone
     this.#sync('ack', () => {
-      if (run > 1) this.#ch.ack(asMessage(upTo), true);
-      for (const tag of acks) if (run <= 1 || tag > upTo) this.#ch.ack(asMessage(tag), false);
+      if (frames.upTo !== undefined) this.#ch.ack(asMessage(frames.upTo), true);
+      for (const tag of frames.single) this.#ch.ack(asMessage(tag), false);
     });
-    if (run > 1) this.#settle(upTo, true);
-    for (const tag of acks) unsettled.delete(tag);
   }
 
   #flushQuietly(): void {
@@ -287,20 +291,6 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       this.#flushAcks();
     } catch {
       // The channel ended under the acks: the broker requeues those messages.
-    }
-  }
-
-  /** Forgets settled deliveries: `tag`, or every one up to it when `multiple` (0 = all). */
-  #settle(tag: number, multiple: boolean): void {
-    const unsettled = this.#unsettled;
-    if (!unsettled) return;
-    if (!multiple) {
-      unsettled.delete(tag);
-      return;
-    }
-    for (const open of unsettled) {
-      if (tag !== 0 && open > tag) break;
-      unsettled.delete(open);
     }
   }
 
@@ -314,7 +304,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   recover(requeue: boolean): Promise<void> {
     this.#flushAcks();
     // The broker redelivers (or drops) every unacked message: their tags end here.
-    this.#unsettled?.clear();
+    this.#acks?.clear();
     return this.#rpc('recover', async () => {
       if (requeue) await this.#ch.recover();
       else await this.#internals.rpc(BASIC_RECOVER, { requeue: false }, BASIC_RECOVER_OK);
@@ -334,8 +324,14 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     }
     // A broker that never answers close-ok must not hang us (nor the connection's close).
     const timer = setTimeout(() => this.#finish(undefined), this.#owner.closeTimeout * 1000);
-    await this.#closed.wait();
+    await this.#ended();
     clearTimeout(timer);
+  }
+
+  /** Resolves with how the channel ended (undefined: closed by us), once it has. */
+  #ended(): Promise<KombuError | undefined> {
+    if (!this.#open) return Promise.resolve(this.#closeError);
+    return (this.#closed ??= new Latch()).wait();
   }
 
   get #internals(): ChannelInternals {
@@ -346,10 +342,9 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     if (!this.#open) return;
     this.#open = false;
     this.#closeError = error;
-    this.#unsettled?.clear();
-    this.#pendingAcks = [];
+    this.#acks?.clear();
     this.#releaseDrain();
-    this.#closed.settle(error);
+    this.#closed?.settle(error);
     this.#owner.channelClosed(this);
     this.#emit('close', error);
   }
@@ -405,7 +400,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     if (error instanceof TypeError) return new OperationalError(`Cannot ${operation} on channel ${this.id}: ${error.message}`, { cause: error });
     // amqplib rejects pending calls as the channel ends ("Channel ended, no reply will be
     // forthcoming"); the reason is settled within the same tick, so one macrotask suffices.
-    const reason = await Promise.race([this.#closed.wait(), new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
+    const reason = await Promise.race([this.#ended(), new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
     if (reason) return reason;
     return this.#open && !this.#closing
       ? new ChannelError(`${operation} failed on channel ${this.id}: ${String(error)}`, { cause: error })
