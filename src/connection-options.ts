@@ -8,8 +8,8 @@
  * with `ssl` on is 5671 (py-amqp's `default_ssl_port`).
  */
 import type { ActorOptions, AnyActorLogic } from 'xstate';
-import { ConfigurationError } from './errors.js';
-import type { FailoverStrategy, RetryPolicy } from './retry.js';
+import { ConfigurationError, IllegalStateError } from './errors.js';
+import { orderHosts, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import { canonicalName, checkScheme, defaultPortFor } from './transports/registry.js';
 import { checkTlsOptions } from './transports/tls-options.js';
 import type { TlsOptions, Transport } from './transports/transport.js';
@@ -140,7 +140,7 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
   };
 }
 
-/** Resolves the constructor arguments into the brokers to try, in failover order. */
+/** Resolves the constructor arguments into the brokers to try, in failover order (`failoverStrategy` applied). */
 export function resolveBrokers(urlOrHostname: string | undefined, options: ConnectionOptions): { brokers: BrokerParams[]; failoverStrategy: FailoverStrategy } {
   checkSeconds(options.connectTimeout, 'connectTimeout');
   checkSeconds(options.heartbeat, 'heartbeat');
@@ -161,7 +161,17 @@ export function resolveBrokers(urlOrHostname: string | undefined, options: Conne
   let failoverStrategy: FailoverStrategy = options.failoverStrategy ?? 'round-robin';
   const fromUrl = parsed[0]?.failoverStrategy;
   if (options.failoverStrategy === undefined && fromUrl !== undefined) failoverStrategy = fromUrl as FailoverStrategy;
-  return { brokers: parsed.map((parts) => fromParts(parts, options)), failoverStrategy };
+  return { brokers: inFailoverOrder(parsed.map((parts) => fromParts(parts, options)), failoverStrategy), failoverStrategy };
+}
+
+/** The brokers in the order `strategy` gives their (masked) URLs. */
+function inFailoverOrder(brokers: readonly BrokerParams[], strategy: FailoverStrategy): BrokerParams[] {
+  const masked = brokers.map((b) => brokerUri(b));
+  const ordered = orderHosts(masked, strategy)
+    .map((url) => brokers[masked.indexOf(url)])
+    .filter((b): b is BrokerParams => b !== undefined);
+  if (ordered.length === 0) throw new IllegalStateError('failoverStrategy returned no known broker.', 'idle');
+  return ordered;
 }
 
 /** The URL of a broker, password masked unless asked for. */

@@ -23,7 +23,7 @@ import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
-import { DEFAULT_RETRY_SCHEDULE, orderHosts, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY_SCHEDULE, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
 
 const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
@@ -66,7 +66,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     // constructor alive in a shared context for the connection's whole life.
     const { brokers, failoverStrategy } = resolveBrokers(urlOrHostname, options);
     this.#failoverStrategy = failoverStrategy;
-    this.#brokers = inFailoverOrder(brokers, failoverStrategy);
+    this.#brokers = brokers;
     this.#hosts = this.#brokers.map((b) => brokerUri(b));
     const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
     const schedule = options.retryPolicy ? scheduleOf(options.retryPolicy) : DEFAULT_RETRY_SCHEDULE;
@@ -495,16 +495,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   get subscribe(): (listener: ((status: ConnectionStatus) => void) | Observer<ConnectionStatus>) => Unsubscribe {
     return this.#statusStore.subscribe;
   }
-}
-
-/** The brokers in the order `strategy` gives their (masked) URLs. */
-function inFailoverOrder(brokers: readonly BrokerParams[], strategy: FailoverStrategy): BrokerParams[] {
-  const masked = brokers.map((b) => brokerUri(b));
-  const ordered = orderHosts(masked, strategy)
-    .map((url) => brokers[masked.indexOf(url)])
-    .filter((b): b is BrokerParams => b !== undefined);
-  if (ordered.length === 0) throw new IllegalStateError('failoverStrategy returned no known broker.', 'idle');
-  return ordered;
 }
 
 installObservable(Connection.prototype);
