@@ -153,7 +153,14 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   }
 
   heartbeatCheck(): void {
-    this.current?.heartbeatCheck(this.options.heartbeatRate ?? 5);
+    try {
+      this.current?.heartbeatCheck(this.options.heartbeatRate ?? 5);
+    } catch (error) {
+      // The machine only gets a summary: keep the real error, as `watch` does for a loss, so
+      // that `failed` can reject what waits with it (and `lastError` says why).
+      this.lastError = this.scrub(error);
+      throw this.lastError;
+    }
   }
 
   channel(channelId: number): Channel | undefined {
