@@ -52,6 +52,8 @@ export interface ChannelHost {
   forgetChannel(channelId: number): void;
   /** True while the broker blocks the connection (flow control): publishes wait. */
   isBlocked(): boolean;
+  /** Why the connection failed, while it is `failed`: nothing reconnects it, so calls reject instead of waiting. */
+  failure(): KombuError | undefined;
 }
 
 export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
@@ -171,6 +173,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
+    const failure = this.#host.failure();
+    if (failure) return Promise.reject(failure);
     return (this.#waiters ??= new ChannelWaiters(this.channelId)).operation();
   }
 
@@ -343,6 +347,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
+    const failure = this.#host.failure();
+    if (failure) return Promise.reject(failure);
     return (this.#waiters ??= new ChannelWaiters(this.channelId)).publish(options);
   }
 

@@ -201,11 +201,21 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
     this.#deliveries?.close();
   }
 
+  /** Rejects whoever drains events: the connection failed for good. */
+  failDeliveries(error: Error): void {
+    this.#deliveries?.fail(error);
+  }
+
   forgetChannel(channelId: number): void {
     this.channels.delete(channelId);
   }
 
   isBlocked(): boolean {
     return this.actor.getSnapshot().context.blocked;
+  }
+
+  failure(): KombuError | undefined {
+    if (this.actor.getSnapshot().value !== 'failed') return undefined;
+    return this.lastError ?? new ConnectionError('The connection failed.');
   }
 }

@@ -102,6 +102,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (to === 'failed' && lastError) {
       this.emit('error', lastError);
       for (const channel of this.#link.channels.values()) channel.failWaiters(lastError);
+      this.#link.failDeliveries(lastError);
     }
     if (to === 'closed') this.#onClosed();
   }
@@ -266,6 +267,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   drainEvents(options: { timeout?: number } = {}): Promise<void> {
     this.#assertOpen('drain events');
+    const failure = this.#link.failure();
+    if (failure) return Promise.reject(failure);
     return this.#link.deliveries.wait(options, () => this.#closed);
   }
 

@@ -3,7 +3,7 @@
  * connection gives up, and calls that must settle instead of waiting forever.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, HeartbeatTimeout, type KombuError } from '../../src/index.js';
+import { Connection, ConnectionError, HeartbeatTimeout, Producer, type KombuError } from '../../src/index.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
 const fast = { intervalStart: 0.01, intervalStep: 0.01, intervalMax: 0.02 };
@@ -41,5 +41,24 @@ describe('Connection review (memory://)', () => {
     await expect(waiting).rejects.toBeInstanceOf(HeartbeatTimeout);
     expect(conn.lastError).toBeInstanceOf(HeartbeatTimeout);
     expect(errors.map((e) => e.name)).toEqual(['HeartbeatTimeout']);
+  });
+
+  it('a failed connection (nothing reconnects it) rejects channel calls and drains at once; publish({ retry }) heals it', async () => {
+    const conn = connection('memory://gave-up', { autoReconnect: false });
+    await conn.connect();
+    const channel = conn.defaultChannel;
+    await channel.whenOpen();
+    const draining = conn.drainEvents();
+    const failed = reached(conn, 'failed');
+    getMemoryBroker('gave-up').dropConnections();
+    await failed;
+    await expect(draining).rejects.toBeInstanceOf(ConnectionError);
+    await expect(conn.drainEvents()).rejects.toBeInstanceOf(ConnectionError);
+    await expect(channel.publish(Buffer.from('x'), {}, '', 'q')).rejects.toBeInstanceOf(ConnectionError);
+    await expect(channel.declareQueue({ name: 'q', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false }))
+      .rejects.toBeInstanceOf(ConnectionError);
+    // kombu's retry: the recoverable error heals through ensureConnection, which reconnects.
+    await new Producer(conn).publish({ n: 1 }, { routingKey: 'q', retry: true, retryPolicy: { intervalStart: 0 } });
+    expect(conn.state).toBe('connected');
   });
 });
