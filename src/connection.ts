@@ -115,19 +115,26 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#store.complete();
   }
 
-  /** Waits until the actor settles after a `connect`; resolves when connected. */
-  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => void): Promise<this> {
+  /**
+   * Waits until the actor settles after a `connect`; resolves when connected. `onFailure` is
+   * called once per failed attempt; when it returns true the wait gives up with the last error.
+   */
+  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean): Promise<this> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      let last = this.#state;
       const finish = (state: ConnectionState): boolean => {
+        const entered = state !== last;
+        last = state;
         if (!settled(state) && !(state === 'backoff' || state === 'failover')) return false;
         if (state === 'backoff' || state === 'failover') {
-          onFailure?.(state);
-          return false;
+          // A snapshot without a state change (a channel opened meanwhile) is no new failure.
+          if (!entered || !onFailure?.(state)) return false;
         }
         sub.unsubscribe();
         if (timer) clearTimeout(timer);
         if (state === 'connected') resolve(this);
+        else if (state === 'backoff' || state === 'failover') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
         else if (state === 'failed') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
         else reject(new ConnectionClosed('Connection was closed.'));
         return true;
@@ -176,7 +183,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#assertOpen('connect');
     const schedule = scheduleOf(policy);
     if (this.#state === 'connected') return this;
-    const onFailure = (): void => {
+    // Joining a reconnect already under way (its own schedule, maybe retrying forever): this
+    // call still gives up after its own `maxRetries`, leaving that reconnect to go on.
+    const joined = this.#state !== 'idle' && this.#state !== 'failed';
+    let failures = 0;
+    const onFailure = (): boolean => {
+      failures += 1;
+      if (joined && schedule.maxRetries !== undefined && failures > schedule.maxRetries) return true;
       const context = this.#actor.getSnapshot().context;
       const error = this.#link.lastError ?? new ConnectionError(context.lastError?.message ?? 'connection failed');
       const interval = this.#state === 'backoff' ? context.delay : 0;
@@ -185,6 +198,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (thrown) this.emit('error', toKombuError(thrown));
       }
       safeCall(policy.callback);
+      return false;
     };
     const wait = this.#settle(policy.timeout, onFailure);
     if (this.#state === 'idle' || this.#state === 'failed') this.#actor.send({ type: 'connect', schedule });

@@ -61,4 +61,23 @@ describe('Connection review (memory://)', () => {
     await new Producer(conn).publish({ n: 1 }, { routingKey: 'q', retry: true, retryPolicy: { intervalStart: 0 } });
     expect(conn.state).toBe('connected');
   });
+
+  it('ensureConnection({ maxRetries }) and connect() made during an automatic reconnect give up after their own retries', async () => {
+    const conn = connection('memory://reconnecting');
+    await conn.connect();
+    const broker = getMemoryBroker('reconnecting');
+    broker.refuseConnections = true;
+    const lost = reached(conn, 'backoff');
+    broker.dropConnections();
+    await lost; // the automatic reconnect (retries forever) is under way
+    const reported: number[] = [];
+    const ensured = conn.ensureConnection({ maxRetries: 2, errback: (_e, interval) => reported.push(interval) });
+    await expect(ensured).rejects.toBeInstanceOf(ConnectionError);
+    expect(reported).toHaveLength(2);
+    await expect(conn.connect()).rejects.toBeInstanceOf(ConnectionError);
+    expect(conn.state).not.toBe('failed'); // the automatic reconnect goes on
+    broker.refuseConnections = false;
+    await conn.ensureConnection();
+  });
 });
+
