@@ -1,0 +1,43 @@
+/**
+ * Corners of the AMQP path found in review, against the real RabbitMQ (127.0.0.1:5672).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ChannelError, Connection } from '../../src/index.js';
+import { requireRabbitmq, unique } from '../helpers/rabbitmq.js';
+
+const reachable = await requireRabbitmq('amqp-review.test');
+const URL = 'amqp://guest:guest@127.0.0.1:5672//';
+const opened: Connection[] = [];
+function connection(url = URL, options: ConstructorParameters<typeof Connection>[1] = {}): Connection {
+  const conn = new Connection(url, { retryPolicy: { intervalStart: 0.05, intervalStep: 0.05, intervalMax: 0.2 }, ...options });
+  opened.push(conn);
+  return conn;
+}
+const queueDecl = (name: string) => ({ name, durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.close()));
+});
+
+describe.skipIf(!reachable)('AMQP review (RabbitMQ)', () => {
+  it("a publish to a missing exchange fails alone: the other publishes whose confirms its channel error lost are sent again", async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const queue = unique('bystanders');
+    await channel.declareQueue(queueDecl(queue));
+    const good: Promise<unknown>[] = [];
+    let bad: Promise<unknown> | undefined;
+    for (let i = 0; i < 200; i++) {
+      good.push(channel.publish(Buffer.from(String(i)), {}, '', queue, { confirm: true }));
+      if (i === 100) bad = channel.publish(Buffer.from('bad'), {}, unique('no-such-exchange'), 'rk', { confirm: true });
+    }
+    const refused = await bad?.catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ChannelError);
+    expect((refused as ChannelError).code).toBe(404);
+    const outcomes = await Promise.allSettled(good);
+    expect(outcomes.filter((o) => o.status === 'rejected').map((o) => String((o as PromiseRejectedResult).reason))).toEqual([]);
+    const { messageCount } = await channel.declareQueue({ ...queueDecl(queue), passive: true });
+    expect(messageCount).toBeGreaterThanOrEqual(200); // at least once
+    await channel.deleteQueue(queue);
+  });
+});
