@@ -118,8 +118,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /**
    * Waits until the actor settles after a `connect`; resolves when connected. `onFailure` is
    * called once per failed attempt; when it returns true the wait gives up with the last error.
+   * At `timeout` the wait rejects, and with `cancel` it also stops the attempt (the caller's
+   * own; a reconnect the caller only joined goes on).
    */
-  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean): Promise<this> {
+  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean, cancel = true): Promise<this> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       let last = this.#state;
@@ -147,8 +149,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         timer = setTimeout(() => {
           sub.unsubscribe();
           const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
-          this.#link.lastError = error;
-          this.#actor.send({ type: 'cancel', error: summarizeError(error) });
+          if (cancel) {
+            this.#link.lastError = error;
+            this.#actor.send({ type: 'cancel', error: summarizeError(error) });
+          }
           reject(error);
         }, timeout * 1000);
       }
@@ -200,7 +204,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       safeCall(policy.callback);
       return false;
     };
-    const wait = this.#settle(policy.timeout, onFailure);
+    const wait = this.#settle(policy.timeout, onFailure, !joined);
     if (this.#state === 'idle' || this.#state === 'failed') this.#actor.send({ type: 'connect', schedule });
     return wait;
   }

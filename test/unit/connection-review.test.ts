@@ -3,7 +3,7 @@
  * connection gives up, and calls that must settle instead of waiting forever.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, ConnectionError, HeartbeatTimeout, Producer, type KombuError } from '../../src/index.js';
+import { Connection, ConnectionError, HeartbeatTimeout, Producer, TimeoutError, type KombuError } from '../../src/index.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
 const fast = { intervalStart: 0.01, intervalStep: 0.01, intervalMax: 0.02 };
@@ -78,6 +78,20 @@ describe('Connection review (memory://)', () => {
     expect(conn.state).not.toBe('failed'); // the automatic reconnect goes on
     broker.refuseConnections = false;
     await conn.ensureConnection();
+  });
+
+  it('an ensureConnection({ timeout }) that gives up during an automatic reconnect does not stop that reconnect', async () => {
+    const conn = connection('memory://keeps-healing');
+    await conn.connect();
+    const broker = getMemoryBroker('keeps-healing');
+    broker.refuseConnections = true;
+    const lost = reached(conn, 'backoff');
+    broker.dropConnections();
+    await lost;
+    await expect(conn.ensureConnection({ timeout: 0.05 })).rejects.toBeInstanceOf(TimeoutError);
+    const healed = reached(conn, 'connected');
+    broker.refuseConnections = false;
+    await healed; // by itself: nobody calls connect()
   });
 });
 
