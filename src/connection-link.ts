@@ -60,15 +60,28 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
     return (this.#deliveries ??= new DeliverySignal());
   }
 
-  /** Masks any password of ours out of an error. */
+  /** Masks any password of ours out of an error, and out of its causes (which inspection and logs print). */
   scrub(error: unknown): KombuError {
     const e = toKombuError(error, ConnectionError);
-    let message = maskUrl(e.message);
-    for (const broker of this.brokers) {
-      if (broker.password && broker.password.length >= 3) message = message.split(broker.password).join('**');
+    const seen = new Set<unknown>();
+    for (let at: unknown = e; at instanceof Error && !seen.has(at) && seen.size < 8; at = at.cause) {
+      seen.add(at);
+      for (const key of ['message', 'stack'] as const) {
+        const text = at[key];
+        if (typeof text !== 'string') continue;
+        const masked = this.#mask(text);
+        if (masked !== text) Object.defineProperty(at, key, { value: masked, configurable: true, writable: true });
+      }
     }
-    if (message !== e.message) Object.defineProperty(e, 'message', { value: message });
     return e;
+  }
+
+  #mask(text: string): string {
+    let masked = maskUrl(text);
+    for (const broker of this.brokers) {
+      if (broker.password && broker.password.length >= 3) masked = masked.split(broker.password).join('**');
+    }
+    return masked;
   }
 
   // --- ConnectionDriver: called by the connection actor's implementations ---

@@ -2,8 +2,10 @@
  * Lifecycle corners of Connection found in review (memory://): what a caller sees when the
  * connection gives up, and calls that must settle instead of waiting forever.
  */
+import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection, ConnectionError, HeartbeatTimeout, Producer, TimeoutError, type KombuError } from '../../src/index.js';
+import type { Transport } from '../../src/transports/transport.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
 const fast = { intervalStart: 0.01, intervalStep: 0.01, intervalMax: 0.02 };
@@ -92,6 +94,22 @@ describe('Connection review (memory://)', () => {
     const healed = reached(conn, 'connected');
     broker.refuseConnections = false;
     await healed; // by itself: nobody calls connect()
+  });
+
+  it("masks the password in the cause of a transport's error too (what console.error prints)", async () => {
+    const leaky: Transport = {
+      name: 'leaky', defaultPort: 1, connectionErrors: [ConnectionError], channelErrors: [], recoverableConnectionErrors: [ConnectionError],
+      capabilities: { exchangeTypes: ['direct'], priorities: false, heartbeats: false, confirms: false },
+      connect: async (params) => {
+        throw new Error(`login refused for amqp://guest:${params.password ?? ''}@broker:1/ (password '${params.password ?? ''}')`);
+      },
+    };
+    const conn = connection('amqp://guest:s3cr3t-pw@127.0.0.1:1//', { transport: leaky });
+    const error = (await conn.ensureConnection({ maxRetries: 0 }).catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error.message).not.toContain('s3cr3t-pw');
+    expect(inspect(error)).not.toContain('s3cr3t-pw');
+    expect(inspect(conn.lastError)).not.toContain('s3cr3t-pw');
   });
 });
 
