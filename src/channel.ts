@@ -321,9 +321,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   async deleteQueue(name: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number> {
-    const count = await (await this.#live()).deleteQueue(this.#nameOf(name), options);
-    this.#registry?.queueDeleted(name);
-    return count;
+    const channel = await this.#live();
+    // The broker cancels our consumers of the queue before its delete-ok: not to be resumed.
+    this.#registry?.queueDeleting(name, true);
+    try {
+      const count = await channel.deleteQueue(this.#nameOf(name), options);
+      this.#registry?.queueDeleted(name);
+      return count;
+    } finally {
+      this.#registry?.queueDeleting(name, false);
+    }
   }
 
   async purgeQueue(name: string): Promise<number> {

@@ -40,4 +40,24 @@ describe.skipIf(!reachable)('AMQP review (RabbitMQ)', () => {
     expect(messageCount).toBeGreaterThanOrEqual(200); // at least once
     await channel.deleteQueue(queue);
   });
+
+  it('deleteQueue() of a queue the channel consumes deletes it: the broker-cancel resume does not declare it again', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const queue = unique('deleted-while-consumed');
+    await channel.declareQueue(queueDecl(queue));
+    await channel.consume(queue, { consumerTag: '', noAck: false }, () => undefined);
+    const cancelled: string[] = [];
+    channel.on('consumerCancelled', (event) => cancelled.push(event.queue));
+    await channel.deleteQueue(queue);
+    // A round trip on the same channel: anything the cancel started has been sent before it.
+    await channel.qos(0);
+    const other = await conn.channel();
+    const lookup = await other.declareQueue({ ...queueDecl(queue), passive: true }).catch((e: unknown) => e);
+    if (!(lookup instanceof ChannelError)) await (await conn.channel()).deleteQueue(queue);
+    expect(lookup).toBeInstanceOf(ChannelError);
+    expect((lookup as ChannelError).code).toBe(404);
+    expect(cancelled).toEqual([]);
+  });
 });
+
