@@ -211,7 +211,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       await channel.close().catch(() => undefined);
       throw error;
     }
-    if (recover) this.emit('recovered', { epoch: this.#epoch });
+    if (recover) this.#tell('recovered', { epoch: this.#epoch });
   }
 
   /** @internal watchChannel action: reports the transport channel's death until {@link unwatch}. */
@@ -273,10 +273,31 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #onBrokerCancel(channel: TransportChannel, consumerTag: string): void {
     const queue = this.#registry?.queueOf(consumerTag);
     if (queue === undefined) return;
-    this.emit('consumerCancelled', { consumerTag, queue });
+    this.#tell('consumerCancelled', { consumerTag, queue });
     this.#declared
       .resume(channel, consumerTag, (onMessage) => this.#wrap(onMessage))
       .catch((error: unknown) => this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error })));
+  }
+
+  /**
+   * Emits to the application's listeners from inside the channel's own work (a recovery, a
+   * resume): a listener that throws must not fail that work (a failed recovery closes the
+   * channel for good). Its error goes to the `error` listeners, else to its own turn of the
+   * event loop as an uncaught exception.
+   */
+  #tell<E extends 'recovered' | 'consumerCancelled'>(event: E, payload: Parameters<ChannelEvents[E]>[0]): void {
+    try {
+      (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
+    } catch (error) {
+      try {
+        if (this.listenerCount('error') === 0) throw error;
+        this.emit('error', error instanceof KombuError ? error : new ChannelError(`A '${event}' listener failed: ${String(error)}`, { cause: error }));
+      } catch (thrown) {
+        setImmediate(() => {
+          throw thrown;
+        });
+      }
+    }
   }
 
   #wrap(onMessage: DeliveryHandler): (message: RawMessage) => void {

@@ -111,5 +111,38 @@ describe('Connection review (memory://)', () => {
     expect(inspect(error)).not.toContain('s3cr3t-pw');
     expect(inspect(conn.lastError)).not.toContain('s3cr3t-pw');
   });
+
+  it("a 'recovered' listener that throws does not close the recovered channel; its error goes to 'error'", async () => {
+    const conn = connection('memory://listener-bug');
+    const channel = await conn.channel();
+    await channel.declareQueue({ name: 'kept', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+    const errors: Error[] = [];
+    channel.on('recovered', () => {
+      throw new Error('listener bug');
+    });
+    channel.on('error', (error) => errors.push(error));
+    const settled = new Promise<string>((resolve) => channel.on('state', ({ from, to }) => from === 'recovering' && resolve(to)));
+    getMemoryBroker('listener-bug').dropConnections();
+    expect(await settled).toBe('open');
+    expect(errors.map((e) => String((e.cause as Error | undefined)?.message))).toEqual(['listener bug']);
+    await channel.publish(Buffer.from('x'), {}, '', 'kept');
+  });
+
+  it("a 'consumerCancelled' listener that throws does not stop the consumer's resume", async () => {
+    const conn = connection('memory://cancel-listener-bug');
+    const channel = await conn.channel();
+    const queue = { name: 'resumed', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false };
+    await channel.declareQueue(queue);
+    await channel.consume('resumed', { consumerTag: '', noAck: true }, () => undefined);
+    channel.on('consumerCancelled', () => {
+      throw new Error('listener bug');
+    });
+    const failed = new Promise<Error>((resolve) => channel.on('error', resolve));
+    const broker = getMemoryBroker('cancel-listener-bug');
+    await (await connection('memory://cancel-listener-bug').channel()).deleteQueue('resumed');
+    expect(String((await failed).cause)).toContain('listener bug');
+    // The resume declares the queue again and consumes from it.
+    while (broker.queueInfo('resumed')?.consumerCount !== 1) await new Promise((r) => setTimeout(r, 5));
+  });
 });
 
