@@ -455,7 +455,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#registry?.consumerRemoved(consumerTag);
     const current = this.#current;
     if (!current?.isOpen) return;
-    if (this.#state === 'open') return current.cancel(consumerTag);
+    // A cancel that fails because its transport channel ended has done its work: the consumer
+    // ended with that channel, and no recovery restores it.
+    if (this.#state === 'open') return current.cancel(consumerTag).catch((error: unknown) => {
+      if (current.isOpen) throw error;
+    });
     // Recovering: the restore may have registered it on the new channel already (and cancels
     // it there itself if it had not yet); the recovery answers for the channel's errors.
     if (this.#state === 'recovering') await current.cancel(consumerTag).catch(() => undefined);

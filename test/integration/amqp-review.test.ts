@@ -2,8 +2,9 @@
  * Corners of the AMQP path found in review, against the real RabbitMQ (127.0.0.1:5672).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChannelError, Connection } from '../../src/index.js';
-import { requireRabbitmq, unique } from '../helpers/rabbitmq.js';
+import { ChannelError, Connection, Consumer, Queue } from '../../src/index.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-review.test');
 const URL = 'amqp://guest:guest@127.0.0.1:5672//';
@@ -58,6 +59,27 @@ describe.skipIf(!reachable)('AMQP review (RabbitMQ)', () => {
     expect(lookup).toBeInstanceOf(ChannelError);
     expect((lookup as ChannelError).code).toBe(404);
     expect(cancelled).toEqual([]);
+  });
+
+  it('Consumer.cancel() as the connection drops resolves, and none of its consumers comes back with the recovery', async () => {
+    const proxy = await startFaultProxy({ targetPort: 5672 });
+    try {
+      const conn = connection(`amqp://guest:guest@127.0.0.1:${proxy.port}//`, { retryPolicy: { intervalStart: 0, intervalStep: 0, intervalMax: 0 } });
+      const channel = await conn.channel();
+      const queues = [1, 2, 3].map(() => new Queue(unique('cancel-vs-drop'), { autoDelete: true }));
+      const consumer = new Consumer(channel, queues, { callbacks: [() => undefined] });
+      await consumer.consume();
+      const reopened = new Promise<void>((resolve) => channel.on('state', ({ to }) => to === 'open' && resolve()));
+      proxy.cut(); // the cancels are written to a dead socket: they fail with the connection
+      await consumer.cancel();
+      await reopened;
+      const other = await conn.channel();
+      const consumers: number[] = [];
+      for (const queue of queues) consumers.push((await other.declareQueue({ ...queueDecl(queue.name), autoDelete: true, passive: true })).consumerCount);
+      expect(consumers).toEqual([0, 0, 0]);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
