@@ -309,6 +309,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#actor.getSnapshot().status !== 'active') return;
+    // Calls waiting for a channel end because of this close (ConnectionClosed), not with the
+    // recoverable error of a loss that came before it.
+    for (const channel of this.#link.channels.values()) channel.connectionClosed();
     await new Promise<void>((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       this.#actor.send({ type: 'close' });

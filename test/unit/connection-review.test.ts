@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, ConnectionError, HeartbeatTimeout, Producer, TimeoutError, type KombuError } from '../../src/index.js';
+import { Connection, ConnectionClosed, ConnectionError, HeartbeatTimeout, Producer, TimeoutError, type KombuError } from '../../src/index.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
@@ -143,6 +143,21 @@ describe('Connection review (memory://)', () => {
     expect(String((await failed).cause)).toContain('listener bug');
     // The resume declares the queue again and consumes from it.
     while (broker.queueInfo('resumed')?.consumerCount !== 1) await new Promise((r) => setTimeout(r, 5));
+  });
+
+  it('close() rejects the publishes waiting for a reconnect with ConnectionClosed, not the earlier (recoverable) loss', async () => {
+    const conn = connection('memory://closed-while-waiting');
+    const channel = await conn.channel();
+    const broker = getMemoryBroker('closed-while-waiting');
+    broker.refuseConnections = true;
+    const lost = reached(conn, 'backoff');
+    broker.dropConnections();
+    await lost;
+    const waiting = channel.publish(Buffer.from('x'), {}, '', 'q');
+    await conn.close();
+    const error = await waiting.catch((e: unknown) => e as KombuError);
+    expect(error).toBeInstanceOf(ConnectionClosed);
+    expect((error as KombuError).recoverable).toBe(false);
   });
 });
 
