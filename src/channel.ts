@@ -492,6 +492,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   async close(): Promise<void> {
     const actor = this.#actor;
     if (!actor || this.#state === 'closed') return;
+    // What waits for the channel ends because of this close, not with an earlier loss's error.
+    this.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
     await new Promise<void>((resolve) => {
       const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       if (actor.getSnapshot().status !== 'active') {

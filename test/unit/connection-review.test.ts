@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, ConnectionClosed, ConnectionError, HeartbeatTimeout, Producer, TimeoutError, type KombuError } from '../../src/index.js';
+import { Connection, ConnectionClosed, ConnectionError, HeartbeatTimeout, IllegalStateError, Producer, TimeoutError, type KombuError } from '../../src/index.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
@@ -157,6 +157,21 @@ describe('Connection review (memory://)', () => {
     await conn.close();
     const error = await waiting.catch((e: unknown) => e as KombuError);
     expect(error).toBeInstanceOf(ConnectionClosed);
+    expect((error as KombuError).recoverable).toBe(false);
+  });
+
+  it('channel.close() rejects the publishes waiting for the channel as closed, not with the earlier (recoverable) loss', async () => {
+    const conn = connection('memory://channel-closed-while-waiting');
+    const channel = await conn.channel();
+    const broker = getMemoryBroker('channel-closed-while-waiting');
+    broker.refuseConnections = true;
+    const lost = reached(conn, 'backoff');
+    broker.dropConnections();
+    await lost;
+    const waiting = channel.publish(Buffer.from('x'), {}, '', 'q');
+    await channel.close();
+    const error = await waiting.catch((e: unknown) => e as KombuError);
+    expect(error).toBeInstanceOf(IllegalStateError);
     expect((error as KombuError).recoverable).toBe(false);
   });
 });
