@@ -44,6 +44,8 @@ export class ChannelRegistry<H> {
   readonly #renamed = new Map<string, string>();
   readonly #bindings = new Map<string, Binding>();
   readonly #consumers = new Map<string, ConsumerRecord<H>>();
+  /** Queues being deleted through this channel: the broker cancels their consumers, which is no reason to resume them. */
+  #deleting: Set<string> | undefined;
   #qos: [number, number | undefined, boolean | undefined] | undefined;
 
   /** The name `queue` has on the current transport channel. */
@@ -65,6 +67,12 @@ export class ChannelRegistry<H> {
     // A server-named queue is remembered under the name the broker gave it.
     this.#queues.set(declaration.name === '' ? ok.queue : declaration.name, declaration);
     if (declaration.name === '') this.#renamed.set(ok.queue, ok.queue);
+  }
+
+  /** `name` is being deleted (`on`) or no longer (`off`): see {@link queueOf}. */
+  queueDeleting(name: string, on: boolean): void {
+    if (on) (this.#deleting ??= new Set()).add(name);
+    else this.#deleting?.delete(name);
   }
 
   queueDeleted(name: string): void {
@@ -93,9 +101,10 @@ export class ChannelRegistry<H> {
     this.#consumers.delete(tag);
   }
 
-  /** The queue a consumer reads, if the consumer is known. */
+  /** The queue a consumer reads, if the consumer is known and its queue is not being deleted by us. */
   queueOf(tag: string): string | undefined {
-    return this.#consumers.get(tag)?.queue;
+    const queue = this.#consumers.get(tag)?.queue;
+    return queue !== undefined && this.#deleting?.has(queue) ? undefined : queue;
   }
 
   /**

@@ -52,6 +52,8 @@ export interface ChannelHost {
   forgetChannel(channelId: number): void;
   /** True while the broker blocks the connection (flow control): publishes wait. */
   isBlocked(): boolean;
+  /** Why the connection failed, while it is `failed`: nothing reconnects it, so calls reject instead of waiting. */
+  failure(): KombuError | undefined;
 }
 
 export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
@@ -112,7 +114,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   attach(actor: ActorRefFrom<typeof channelMachine>): void {
     this.#actor = actor;
     // No `complete` handler: an actor stopped before its final state is stopped by its
-    // connection's end, which calls connectionClosed(). (Each handler costs two functions.)
+    // connection's end, which calls connectionEnded(). (Each handler costs two functions.)
     actor.subscribe({
       next: (snapshot) => this.#onState(snapshot.value as ChannelState, snapshot.context.lastError),
       error: () => this.#onState('closed', undefined),
@@ -173,6 +175,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
+    const failure = this.#host.failure();
+    if (failure) return Promise.reject(failure);
     return (this.#waiters ??= new ChannelWaiters(this.channelId)).operation();
   }
 
@@ -209,7 +213,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       await channel.close().catch(() => undefined);
       throw error;
     }
-    if (recover) this.emit('recovered', { epoch: this.#epoch });
+    if (recover) this.#tell('recovered', { epoch: this.#epoch });
   }
 
   /** @internal watchChannel action: reports the transport channel's death to the actor until {@link unwatch}. */
@@ -287,10 +291,31 @@ export class Channel extends EventEmitter<ChannelEvents> {
   #onBrokerCancel(channel: TransportChannel, consumerTag: string): void {
     const queue = this.#registry?.queueOf(consumerTag);
     if (queue === undefined) return;
-    this.emit('consumerCancelled', { consumerTag, queue });
+    this.#tell('consumerCancelled', { consumerTag, queue });
     this.#declared
       .resume(channel, consumerTag, (onMessage) => this.#wrap(onMessage))
       .catch((error: unknown) => this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error })));
+  }
+
+  /**
+   * Emits to the application's listeners from inside the channel's own work (a recovery, a
+   * resume): a listener that throws must not fail that work (a failed recovery closes the
+   * channel for good). Its error goes to the `error` listeners, else to its own turn of the
+   * event loop as an uncaught exception.
+   */
+  #tell<E extends 'recovered' | 'consumerCancelled'>(event: E, payload: Parameters<ChannelEvents[E]>[0]): void {
+    try {
+      (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
+    } catch (error) {
+      try {
+        if (this.listenerCount('error') === 0) throw error;
+        this.emit('error', error instanceof KombuError ? error : new ChannelError(`A '${event}' listener failed: ${String(error)}`, { cause: error }));
+      } catch (thrown) {
+        setImmediate(() => {
+          throw thrown;
+        });
+      }
+    }
   }
 
   #wrap(onMessage: DeliveryHandler): (message: RawMessage) => void {
@@ -335,9 +360,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   async deleteQueue(name: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number> {
-    const count = await (await this.#live()).deleteQueue(this.#nameOf(name), options);
-    this.#registry?.queueDeleted(name);
-    return count;
+    const channel = await this.#live();
+    // The broker cancels our consumers of the queue before its delete-ok: not to be resumed.
+    this.#registry?.queueDeleting(name, true);
+    try {
+      const count = await channel.deleteQueue(this.#nameOf(name), options);
+      this.#registry?.queueDeleted(name);
+      return count;
+    } finally {
+      this.#registry?.queueDeleting(name, false);
+    }
   }
 
   async purgeQueue(name: string): Promise<number> {
@@ -361,6 +393,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
+    const failure = this.#host.failure();
+    if (failure) return Promise.reject(failure);
     return (this.#waiters ??= new ChannelWaiters(this.channelId)).publish(options);
   }
 
@@ -439,7 +473,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#registry?.consumerRemoved(consumerTag);
     const current = this.#current;
     if (!current?.isOpen) return;
-    if (this.#state === 'open') return current.cancel(consumerTag);
+    // A cancel that fails because its transport channel ended has done its work: the consumer
+    // ended with that channel, and no recovery restores it.
+    if (this.#state === 'open') return current.cancel(consumerTag).catch((error: unknown) => {
+      if (current.isOpen) throw error;
+    });
     // Recovering: the restore may have registered it on the new channel already (and cancels
     // it there itself if it had not yet); the recovery answers for the channel's errors.
     if (this.#state === 'recovering') await current.cancel(consumerTag).catch(() => undefined);
@@ -472,6 +510,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   async close(): Promise<void> {
     const actor = this.#actor;
     if (!actor || this.#state === 'closed') return;
+    // What waits for the channel ends because of this close, not with an earlier loss's error.
+    this.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
     await new Promise<void>((resolve) => {
       const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       if (actor.getSnapshot().status !== 'active') {
@@ -483,9 +523,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     });
   }
 
-  /** @internal The connection is closed: fail whatever waits; the channel is closed with it. */
+  /** @internal The connection is closing: fail whatever waits. */
   connectionClosed(): void {
     this.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
+  }
+
+  /** @internal The connection actor is done, and this channel's actor was stopped with it: the channel is closed. */
+  connectionEnded(): void {
+    this.connectionClosed();
     this.#onState('closed', undefined);
   }
 }

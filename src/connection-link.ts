@@ -63,15 +63,28 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
     return (this.#deliveries ??= new DeliverySignal());
   }
 
-  /** Masks any password of ours out of an error. */
+  /** Masks any password of ours out of an error, and out of its causes (which inspection and logs print). */
   scrub(error: unknown): KombuError {
     const e = toKombuError(error, ConnectionError);
-    let message = maskUrl(e.message);
-    for (const broker of this.brokers) {
-      if (broker.password && broker.password.length >= 3) message = message.split(broker.password).join('**');
+    const seen = new Set<unknown>();
+    for (let at: unknown = e; at instanceof Error && !seen.has(at) && seen.size < 8; at = at.cause) {
+      seen.add(at);
+      for (const key of ['message', 'stack'] as const) {
+        const text = at[key];
+        if (typeof text !== 'string') continue;
+        const masked = this.#mask(text);
+        if (masked !== text) Object.defineProperty(at, key, { value: masked, configurable: true, writable: true });
+      }
     }
-    if (message !== e.message) Object.defineProperty(e, 'message', { value: message });
     return e;
+  }
+
+  #mask(text: string): string {
+    let masked = maskUrl(text);
+    for (const broker of this.brokers) {
+      if (broker.password && broker.password.length >= 3) masked = masked.split(broker.password).join('**');
+    }
+    return masked;
   }
 
   // --- ConnectionDriver: called by the connection actor's implementations ---
@@ -169,7 +182,14 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   }
 
   heartbeatCheck(): void {
-    this.current?.heartbeatCheck(this.options.heartbeatRate ?? 5);
+    try {
+      this.current?.heartbeatCheck(this.options.heartbeatRate ?? 5);
+    } catch (error) {
+      // The machine only gets a summary: keep the real error, as `watch` does for a loss, so
+      // that `failed` can reject what waits with it (and `lastError` says why).
+      this.lastError = this.scrub(error);
+      throw this.lastError;
+    }
   }
 
   channel(channelId: number): Channel | undefined {
@@ -220,6 +240,11 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
     this.#deliveries?.close();
   }
 
+  /** Rejects whoever drains events: the connection failed for good. */
+  failDeliveries(error: Error): void {
+    this.#deliveries?.fail(error);
+  }
+
   forgetChannel(channelId: number): void {
     const at = this.#channels?.findIndex((channel) => channel.channelId === channelId) ?? -1;
     if (at >= 0) this.#channels?.splice(at, 1);
@@ -227,5 +252,10 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
 
   isBlocked(): boolean {
     return this.actor.getSnapshot().context.blocked;
+  }
+
+  failure(): KombuError | undefined {
+    if (this.actor.getSnapshot().value !== 'failed') return undefined;
+    return this.lastError ?? new ConnectionError('The connection failed.');
   }
 }

@@ -112,31 +112,41 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (to === 'failed' && lastError) {
       this.emit('error', lastError);
       for (const channel of [...this.#link.channels]) channel.failWaiters(lastError);
+      this.#link.failDeliveries(lastError);
     }
     if (to === 'closed') this.#onClosed();
   }
 
   #onClosed(): void {
     const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
-    for (const channel of [...this.#link.channels]) channel.connectionClosed();
+    for (const channel of [...this.#link.channels]) channel.connectionEnded();
     this.#link.closeDeliveries();
     this.#link.lastError ??= closed;
     this.#store?.complete();
   }
 
-  /** Waits until the actor settles after a `connect`; resolves when connected. */
-  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => void): Promise<this> {
+  /**
+   * Waits until the actor settles after a `connect`; resolves when connected. `onFailure` is
+   * called once per failed attempt; when it returns true the wait gives up with the last error.
+   * At `timeout` the wait rejects, and with `cancel` it also stops the attempt (the caller's
+   * own; a reconnect the caller only joined goes on).
+   */
+  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean, cancel = true): Promise<this> {
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      let last = this.#state;
       const finish = (state: ConnectionState): boolean => {
+        const entered = state !== last;
+        last = state;
         if (!settled(state) && !(state === 'backoff' || state === 'failover')) return false;
         if (state === 'backoff' || state === 'failover') {
-          onFailure?.(state);
-          return false;
+          // A snapshot without a state change (a channel opened meanwhile) is no new failure.
+          if (!entered || !onFailure?.(state)) return false;
         }
         sub.unsubscribe();
         if (timer) clearTimeout(timer);
         if (state === 'connected') resolve(this);
+        else if (state === 'backoff' || state === 'failover') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
         else if (state === 'failed') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
         else reject(new ConnectionClosed('Connection was closed.'));
         return true;
@@ -149,8 +159,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         timer = setTimeout(() => {
           sub.unsubscribe();
           const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
-          this.#link.lastError = error;
-          this.#actor.send({ type: 'cancel', error: summarizeError(error) });
+          if (cancel) {
+            this.#link.lastError = error;
+            this.#actor.send({ type: 'cancel', error: summarizeError(error) });
+          }
           reject(error);
         }, timeout * 1000);
       }
@@ -185,7 +197,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#assertOpen('connect');
     const schedule = scheduleOf(policy);
     if (this.#state === 'connected') return this;
-    const onFailure = (): void => {
+    // Joining a reconnect already under way (its own schedule, maybe retrying forever): this
+    // call still gives up after its own `maxRetries`, leaving that reconnect to go on.
+    const joined = this.#state !== 'idle' && this.#state !== 'failed';
+    let failures = 0;
+    const onFailure = (): boolean => {
+      failures += 1;
+      if (joined && schedule.maxRetries !== undefined && failures > schedule.maxRetries) return true;
       const context = this.#actor.getSnapshot().context;
       const error = this.#link.lastError ?? new ConnectionError(context.lastError?.message ?? 'connection failed');
       const interval = this.#state === 'backoff' ? context.delay : 0;
@@ -194,8 +212,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         if (thrown) this.emit('error', toKombuError(thrown));
       }
       safeCall(policy.callback);
+      return false;
     };
-    const wait = this.#settle(policy.timeout, onFailure);
+    const wait = this.#settle(policy.timeout, onFailure, !joined);
     if (this.#state === 'idle' || this.#state === 'failed') this.#actor.send({ type: 'connect', schedule });
     return wait;
   }
@@ -276,6 +295,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   drainEvents(options: { timeout?: number } = {}): Promise<void> {
     this.#assertOpen('drain events');
+    const failure = this.#link.failure();
+    if (failure) return Promise.reject(failure);
     return this.#link.deliveries.wait(options, () => this.#closed);
   }
 
@@ -298,6 +319,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#actor.getSnapshot().status !== 'active') return;
+    // Calls waiting for a channel end because of this close (ConnectionClosed), not with the
+    // recoverable error of a loss that came before it.
+    for (const channel of [...this.#link.channels]) channel.connectionClosed();
     await new Promise<void>((resolve) => {
       this.#actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       this.#actor.send({ type: 'close' });

@@ -180,7 +180,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return this.#serial(async () => {
       const tags = [...this.#tags.values()];
       this.#tags.clear();
-      for (const tag of tags) await this.channel.cancel(tag);
+      // Every tag, even past a failure: a tag forgotten here but left on the channel would be
+      // restored by its recovery, consuming for a Consumer that no longer knows it.
+      const failures: unknown[] = [];
+      for (const tag of tags) await this.channel.cancel(tag).catch((error: unknown) => failures.push(error));
+      if (failures.length > 0) throw failures[0];
     });
   }
 

@@ -15,7 +15,7 @@ import { ConnectionClosed, TimeoutError } from './errors.js';
  * ```
  */
 export class DeliverySignal {
-  #waiters: Set<() => void> | undefined;
+  #waiters: Set<(error?: Error) => void> | undefined;
   /** Deliveries that happened while nobody was draining: each later wait takes one. */
   #undrained = 0;
 
@@ -42,9 +42,10 @@ export class DeliverySignal {
     }
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const wake = (): void => {
+      const wake = (error?: Error): void => {
         if (timer) clearTimeout(timer);
-        if (isClosed()) reject(new ConnectionClosed('The connection was closed while draining events.'));
+        if (error) reject(error);
+        else if (isClosed()) reject(new ConnectionClosed('The connection was closed while draining events.'));
         else resolve();
       };
       (this.#waiters ??= new Set()).add(wake);
@@ -62,5 +63,12 @@ export class DeliverySignal {
     const waiters = this.#waiters;
     this.#waiters = undefined;
     if (waiters) for (const wake of waiters) wake();
+  }
+
+  /** Rejects every waiter with `error` (the connection failed for good). */
+  fail(error: Error): void {
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    if (waiters) for (const wake of waiters) wake(error);
   }
 }

@@ -27,7 +27,7 @@ import { EventEmitter } from 'eventemitter3';
 import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
 import { Latch } from '../latch.js';
 import { AckBatch } from './amqp-acks.js';
-import { mapChannelError, rethrowLater } from './amqp-errors.js';
+import { mapChannelError, refusedPublishExchange, rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
 import type {
   ConsumeOptions, ExchangeDeclaration, MessageProperties, PublishOptions, QueueDeclaration, QueueDeclareOk,
@@ -181,7 +181,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: PublishOptions = {}): Promise<void> {
-    if (!this.isOpen) return Promise.reject(this.#closedError('publish'));
+    if (!this.isOpen) return Promise.reject(this.#overtaken(exchange) ?? this.#closedError('publish'));
     // The write buffer is full: wait for amqplib's drain, then look again (it may have closed).
     if (this.#drain) return this.#drain.then(() => this.publish(body, properties, exchange, routingKey, options));
     const publishOptions = toPublishOptions(properties, options.mandatory === true);
@@ -193,7 +193,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
         written = options.confirm === true
           ? this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => {
             if (error === null || error === undefined) resolve();
-            else this.#confirmError(error).then(reject, reject);
+            else this.#confirmError(error, exchange).then(reject, reject);
           })
           : this.#ch.publish(exchange, routingKey, body, publishOptions);
       } catch (error) {
@@ -408,11 +408,28 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   /** A confirm callback's error: a nack, or the channel ending before the confirm. */
-  async #confirmError(error: unknown): Promise<KombuError> {
+  async #confirmError(error: unknown, exchange: string): Promise<KombuError> {
     if (error instanceof Error && error.message === 'message nacked') {
       return new MessageNacked(`The broker nacked a message published on channel ${this.id}`, { cause: error });
     }
-    return this.#operationError(error, 'publish');
+    const reason = await this.#operationError(error, 'publish');
+    return this.#overtaken(exchange) ?? reason;
+  }
+
+  /**
+   * A publish to `exchange` failed because the broker closed this channel over another
+   * message, one to an exchange it refused: not this message's refusal, only its confirm lost
+   * (it may or may not have been routed). A recoverable ChannelError, so that it is sent again
+   * on the reopened channel, as after a lost connection; undefined otherwise.
+   */
+  #overtaken(exchange: string): ChannelError | undefined {
+    const refusal = this.#brokerError;
+    const refused = refusal ? refusedPublishExchange(refusal) : undefined;
+    if (refused === undefined || refused === exchange) return undefined;
+    return new ChannelError(
+      `Channel ${this.id} was closed before this message was confirmed, by the broker's refusal of another one (${refusal?.message})`,
+      { recoverable: true },
+    );
   }
 }
 

@@ -246,6 +246,18 @@ export function mapChannelError(error: unknown, channelId: number): ChannelError
 }
 
 /**
+ * The exchange a broker's refusal of a `basic.publish` names ("NOT_FOUND - no exchange 'x' in
+ * vhost '/'", "ACCESS_REFUSED - access to exchange 'x' in vhost '/' refused ..."), `''` for the
+ * default exchange; undefined for other errors. The refusal closes the channel and so fails
+ * every publish not yet confirmed on it: this tells the one refused from the others.
+ */
+export function refusedPublishExchange(error: ChannelError): string | undefined {
+  if (error.classId !== 60 || error.methodId !== 40) return undefined;
+  const name = / exchange '(.*)' in vhost '/.exec(brokerText(error.message))?.[1];
+  return name === 'amq.default' ? '' : name;
+}
+
+/**
  * Surfaces an exception thrown by a user callback (consumer, event listener) without letting
  * it unwind through amqplib's frame parser, which would corrupt the connection's state: it
  * is rethrown on its own turn of the event loop, as an uncaught exception.

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AccessRefused, ChannelError, ConnectionError, DriverMissingError, HeartbeatTimeout, KombuError,
 } from '../../../src/errors.js';
-import { type BrokerInfo, mapChannelError, mapConnectionError, mapOpenError, methodName } from '../../../src/transports/amqp-errors.js';
+import { type BrokerInfo, mapChannelError, mapConnectionError, mapOpenError, methodName, refusedPublishExchange } from '../../../src/transports/amqp-errors.js';
 import { createAmqpTransport } from '../../../src/transports/amqp.js';
 import type { ConnectParams } from '../../../src/transports/transport.js';
 
@@ -188,5 +188,20 @@ describe('amqp transport without amqplib', () => {
     const error = await transport.connect(params, new AbortController().signal).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DriverMissingError);
     expect((error as Error).message).toBe('The amqp transport needs amqplib: npm install amqplib');
+  });
+});
+
+describe('refusedPublishExchange', () => {
+  const closed = (code: number, text: string, classId = 60, methodId = 40) =>
+    mapChannelError(Object.assign(new Error(`Channel closed by server: ${code} (X) with message "${text}"`), { code, classId, methodId }), 1)!;
+
+  it('names the exchange a refused basic.publish names; the default exchange is ""', () => {
+    expect(refusedPublishExchange(closed(404, "NOT_FOUND - no exchange 'a.b' in vhost '/'"))).toBe('a.b');
+    expect(refusedPublishExchange(closed(403, "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'u'"))).toBe('');
+  });
+
+  it('names none for other methods or texts', () => {
+    expect(refusedPublishExchange(closed(404, "NOT_FOUND - no exchange 'a' in vhost '/'", 50, 20))).toBeUndefined();
+    expect(refusedPublishExchange(closed(406, 'PRECONDITION_FAILED - invalid expiration'))).toBeUndefined();
   });
 });
