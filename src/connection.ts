@@ -97,24 +97,53 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const from = this.#state;
     this.#state = to;
     if (this.#store) this.#store.set(connectionStatus(to, context, this.#hosts, this.#store.get()));
+    // The connection's own work first, the application's listeners after: a listener that
+    // throws must not leave waiters hanging or a close half done.
+    const events: [string, unknown][] = [];
     if (this.#blocked !== context.blocked) {
       this.#blocked = context.blocked;
-      if (context.blocked) this.emit('blocked', { reason: context.blockedReason ?? 'flow control' });
+      if (context.blocked) events.push(['blocked', { reason: context.blockedReason ?? 'flow control' }]);
       else {
         for (const channel of this.#link.channels) channel.unblocked();
-        this.emit('unblocked');
+        events.push(['unblocked', undefined]);
       }
     }
-    if (from === to) return;
-    if (to === 'connected' || from === 'connected') this.#declaredEntities?.clear();
-    for (const [name, payload] of lifecycleEvents(from, to, context, this.#hosts)) (this.emit as (n: string, p: unknown) => boolean)(name, payload);
-    const lastError = this.#link.lastError;
-    if (to === 'failed' && lastError) {
-      this.emit('error', lastError);
-      for (const channel of [...this.#link.channels]) channel.failWaiters(lastError);
-      this.#link.failDeliveries(lastError);
+    if (from !== to) {
+      if (to === 'connected' || from === 'connected') this.#declaredEntities?.clear();
+      events.push(...lifecycleEvents(from, to, context, this.#hosts));
+      const lastError = this.#link.lastError;
+      if (to === 'failed' && lastError) {
+        for (const channel of [...this.#link.channels]) channel.failWaiters(lastError);
+        this.#link.failDeliveries(lastError);
+        events.push(['error', lastError]);
+      }
+      if (to === 'closed') this.#onClosed();
     }
-    if (to === 'closed') this.#onClosed();
+    this.#emitAll(events);
+  }
+
+  /**
+   * Emits each event to the application's listeners. One that throws does not keep the others
+   * from theirs, nor the connection from its work: its error goes to the `error` listeners (as
+   * a Channel does), else it is rethrown once every event is out, which XState reports as an
+   * uncaught exception (as Node reports a throwing listener).
+   */
+  #emitAll(events: readonly [string, unknown][]): void {
+    let unhandled: { error: unknown } | undefined;
+    for (const [name, payload] of events) {
+      try {
+        if (name === 'unblocked') this.emit('unblocked');
+        else (this.emit as (n: string, p: unknown) => boolean)(name, payload);
+      } catch (error) {
+        try {
+          if (name === 'error' || this.listenerCount('error') === 0) throw error;
+          this.emit('error', error instanceof KombuError ? error : new KombuError(`A '${name}' listener failed: ${String(error)}`, { cause: error }));
+        } catch (thrown) {
+          unhandled ??= { error: thrown };
+        }
+      }
+    }
+    if (unhandled) throw unhandled.error;
   }
 
   #onClosed(): void {

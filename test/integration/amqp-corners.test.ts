@@ -1,12 +1,12 @@
 /**
- * Corners of the AMQP path found in review, against the real RabbitMQ (127.0.0.1:5672).
+ * Corners of the AMQP path (concurrent publishes, deletes and cancels around failures), against the real RabbitMQ (127.0.0.1:5672).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, Connection, Consumer, Queue } from '../../src/index.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
 
-const reachable = await requireRabbitmq('amqp-review.test');
+const reachable = await requireRabbitmq('amqp-corners.test');
 const URL = 'amqp://guest:guest@127.0.0.1:5672//';
 const opened: Connection[] = [];
 function connection(url = URL, options: ConstructorParameters<typeof Connection>[1] = {}): Connection {

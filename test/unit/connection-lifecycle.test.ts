@@ -1,5 +1,5 @@
 /**
- * Lifecycle corners of Connection found in review (memory://): what a caller sees when the
+ * Lifecycle corners of Connection (memory://): what a caller sees when the
  * connection gives up, and calls that must settle instead of waiting forever.
  */
 import { inspect } from 'node:util';
@@ -26,7 +26,7 @@ afterEach(async () => {
   resetMemoryBrokers();
 });
 
-describe('Connection review (memory://)', () => {
+describe('Connection lifecycle corners (memory://)', () => {
   it('a missed heartbeat without autoReconnect fails the waiting publishes with the HeartbeatTimeout and reports it', async () => {
     const conn = connection('memory://hb-fail', { heartbeat: 0.1, autoReconnect: false });
     const errors: KombuError[] = [];
@@ -174,5 +174,22 @@ describe('Connection review (memory://)', () => {
     expect(error).toBeInstanceOf(IllegalStateError);
     expect((error as KombuError).recoverable).toBe(false);
   });
-});
 
+  it("a 'state' listener that throws does not keep the connection from failing what waits; its error goes to 'error'", async () => {
+    const conn = connection('memory://listener-bug', { autoReconnect: false });
+    const channel = await conn.channel();
+    const errors: KombuError[] = [];
+    conn.on('error', (error) => errors.push(error));
+    conn.on('state', ({ to }) => {
+      if (to === 'failed') throw new Error('listener bug');
+    });
+    const broker = getMemoryBroker('listener-bug');
+    broker.blockConnections(); // the publish waits (flow control)...
+    const waiting = channel.publish(Buffer.from('x'), {}, '', 'q');
+    broker.dropConnections(); // ...and the connection fails for good (no autoReconnect)
+    const error = await waiting.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(conn.state).toBe('failed');
+    expect(errors.map((e) => String(e.cause))).toContain('Error: listener bug');
+  });
+});
