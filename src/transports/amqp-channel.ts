@@ -41,6 +41,25 @@ const BASIC_QOS_OK = 0x3c000b;
 const BASIC_RECOVER = 0x3c006e;
 const BASIC_RECOVER_OK = 0x3c006f;
 
+/**
+ * The AMQP method (class << 16 | method) each RPC sends: a broker error naming another method
+ * closed the channel over some other call, not over this one.
+ */
+const RPC_METHODS: Readonly<Record<string, number>> = {
+  'declare exchange': 0x28000a,
+  'delete exchange': 0x280014,
+  'declare queue': 0x32000a,
+  'bind queue': 0x320014,
+  'purge queue': 0x32001e,
+  'delete queue': 0x320028,
+  'unbind queue': 0x320032,
+  qos: BASIC_QOS,
+  consume: 0x3c0014,
+  cancel: 0x3c001e,
+  get: 0x3c0046,
+  recover: BASIC_RECOVER,
+};
+
 /** The slice of amqplib's channel internals used here (not in its typings). */
 interface ChannelInternals {
   ch: number;
@@ -396,12 +415,12 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   /** What a failed RPC rejects with: the broker's reason, else how the channel ended. */
   async #operationError(error: unknown, operation: string): Promise<KombuError> {
     const mapped = mapChannelError(error, this.id);
-    if (mapped) return mapped;
+    if (mapped) return overtaken(mapped, operation, this.id) ?? mapped;
     if (error instanceof TypeError) return new OperationalError(`Cannot ${operation} on channel ${this.id}: ${error.message}`, { cause: error });
     // amqplib rejects pending calls as the channel ends ("Channel ended, no reply will be
     // forthcoming"); the reason is settled within the same tick, so one macrotask suffices.
     const reason = await Promise.race([this.#ended(), new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
-    if (reason) return reason;
+    if (reason) return (reason instanceof ChannelError ? overtaken(reason, operation, this.id) : undefined) ?? reason;
     return this.#open && !this.#closing
       ? new ChannelError(`${operation} failed on channel ${this.id}: ${String(error)}`, { cause: error })
       : this.#closedError(operation);
@@ -431,6 +450,22 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       { recoverable: true },
     );
   }
+}
+
+/**
+ * The error of an RPC the broker did not refuse: it closed the channel over another call (a
+ * publish to a missing exchange, another declare) while this one was in flight. Recoverable,
+ * unlike that refusal: the call itself may well succeed on the reopened channel. Undefined when
+ * `reason` is this call's own refusal, or names no method.
+ */
+function overtaken(reason: ChannelError, operation: string, channelId: number): ChannelError | undefined {
+  const own = RPC_METHODS[operation];
+  if (own === undefined || reason.classId === undefined || reason.methodId === undefined) return undefined;
+  if (((reason.classId << 16) | reason.methodId) === own) return undefined;
+  return new ChannelError(`Cannot ${operation} on channel ${channelId}: the broker closed it over another call (${reason.message})`, {
+    cause: reason,
+    recoverable: true,
+  });
 }
 
 function asMessage(deliveryTag: number | string): Message {

@@ -203,6 +203,22 @@ describe.skipIf(!reachable)('amqp transport (RabbitMQ)', () => {
     expect((await closed)?.code).toBe(404);
   });
 
+  it("a call in flight when another call's refusal closes the channel -> recoverable ChannelError naming that refusal", async () => {
+    const conn = await open();
+    const ch = await conn.createChannel();
+    const queue = await declareQueue(ch);
+    // Frames on a channel are handled in order: the publish's 404 closes the channel while
+    // the declare, sent right after it, waits for its reply.
+    const refused = rejection(ch.publish(Buffer.from('x'), {}, unique('no-exchange'), 'rk', { confirm: true }));
+    const overtaken = rejection(ch.declareQueue({ name: queue, durable: false, exclusive: false, autoDelete: true, arguments: {}, passive: true }));
+    expect(await refused).toMatchObject({ code: 404, classId: 60, methodId: 40, recoverable: false });
+    const error = await overtaken;
+    expect(error).toBeInstanceOf(ChannelError);
+    expect(error.recoverable).toBe(true);
+    expect(error.message).toMatch(/^Cannot declare queue on channel \d+: the broker closed it over another call \(.*404.*basic\.publish/);
+    expect(error.cause).toMatchObject({ code: 404 });
+  });
+
   it('a nack (x-overflow reject-publish) -> MessageNacked', async () => {
     const conn = await open();
     const ch = await conn.createChannel();
