@@ -117,8 +117,11 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
       }
       this.current = connection;
     } catch (error) {
-      this.lastError = this.scrub(error);
-      throw this.lastError;
+      const e = this.scrub(error);
+      // An attempt aborted from outside (a connect timeout, close()) failed for the reason its
+      // canceller recorded; "attempt aborted" would only hide it.
+      if (!signal.aborted || !this.lastError) this.lastError = e;
+      throw e;
     }
   }
 

@@ -192,4 +192,15 @@ describe('Connection lifecycle corners (memory://)', () => {
     expect(conn.state).toBe('failed');
     expect(errors.map((e) => String(e.cause))).toContain('Error: listener bug');
   });
+
+  it('a connect attempt cut short by ensureConnection({ timeout }) leaves the TimeoutError as lastError', async () => {
+    const conn = connection('memory://slow-connect');
+    getMemoryBroker('slow-connect').connectDelay = 1;
+    const timedOut = await conn.ensureConnection({ timeout: 0.05 }).catch((e: unknown) => e);
+    expect(timedOut).toBeInstanceOf(TimeoutError);
+    await reached(conn, 'failed');
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the aborted attempt settles
+    expect(conn.lastError).toBe(timedOut);
+  });
 });
+
