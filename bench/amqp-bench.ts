@@ -6,7 +6,7 @@
  *   - consume of N messages, prefetch 1000, ack each;
  *   - recovery after a broker-forced close (`rabbitmqctl close_all_connections`): time from
  *     the client seeing the close to the first confirmed publish and to the first delivery;
- *   - heap per idle connection + channel.
+ *   - heap per idle connection + channel (exact, by part: heap-breakdown.ts).
  * Medians of several rounds; ratios against amqplib (throughput, heap) and kombu-ts (recovery).
  *
  *   node --expose-gc --import tsx bench/amqp-bench.ts [--messages 50000] [--rounds 3] [--recovery-rounds 15]
@@ -15,7 +15,8 @@ import amqplib from 'amqplib';
 import acm from 'amqp-connection-manager';
 import { Connection, Consumer, measured, Producer, Queue } from './library.js';
 import { pythonKombu, pythonMemoryTable, type PythonKombu } from './kombu-peer.js';
-import { heapUsed, median, payload, quantile, run, sleep, table, type Row } from './lib.js';
+import { heapBreakdown } from './heap-breakdown.js';
+import { median, payload, quantile, run, sleep, table, type Row } from './lib.js';
 
 const URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
 const RAW_URL = URL.replace(/\/\/$/, '/%2F');
@@ -307,41 +308,12 @@ async function recovery(py: PythonKombu | undefined): Promise<string[]> {
   ];
 }
 
+/**
+ * Heap per idle connection + channel: exact heap snapshots (heap-breakdown.ts), which repeat to
+ * the byte between runs where `heapUsed` moved by a third; then Python kombu's memory.
+ */
 async function heap(py: PythonKombu | undefined): Promise<string[]> {
-  const K = 50;
-  const ROUNDS_HEAP = 5;
-  type Open = () => Promise<() => Promise<void>>;
-  const measure = async (open: Open): Promise<number> => {
-    const before = await heapUsed();
-    const closers: (() => Promise<void>)[] = [];
-    for (let i = 0; i < K; i++) closers.push(await open());
-    const after = await heapUsed();
-    await Promise.all(closers.map((c) => c()));
-    return (after - before) / K / 1024;
-  };
-  const clients: [string, Open][] = [
-    ['amqplib', async () => {
-      const conn = await amqplib.connect(RAW_URL);
-      await conn.createConfirmChannel();
-      return () => conn.close();
-    }],
-    ['kombu-ts', async () => {
-      const conn = new Connection(URL);
-      await conn.channel();
-      return () => conn.close();
-    }],
-  ];
-  // A first round of each compiles and warms their code (code space counts in heapUsed): not measured.
-  for (const [, open] of clients) for (let i = 0; i < 10; i++) await (await open())();
-  const results = new Map<string, number[]>();
-  for (let round = 0; round < ROUNDS_HEAP; round++) {
-    for (const [name, open] of clients) (results.get(name) ?? results.set(name, []).get(name)!).push(await measure(open));
-  }
-  const rows = [...results].map(([name, values]) => ({ name, value: median(values) }));
-  return [
-    table(`Heap per idle connection + channel (${K} of each, median of ${ROUNDS_HEAP})`, 'KiB', rows, 'amqplib', false),
-    ...(py ? [await pythonMemoryTable(py, K)] : []),
-  ];
+  return [await heapBreakdown(), ...(py ? [await pythonMemoryTable(py, 50)] : [])];
 }
 
 export async function amqpBench(): Promise<string[]> {

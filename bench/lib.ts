@@ -42,17 +42,6 @@ export function table(title: string, unit: string, rows: Row[], baseline: string
   return text;
 }
 
-/** Heap used after a full GC (run node with --expose-gc). */
-export async function heapUsed(): Promise<number> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error('run with node --expose-gc');
-  for (let i = 0; i < 4; i++) {
-    gc();
-    await sleep(20);
-  }
-  return process.memoryUsage().heapUsed;
-}
-
 /** A JSON body of about `bytes` bytes. */
 export function payload(bytes: number, seq: number): { seq: number; pad: string } {
   const base = JSON.stringify({ seq, pad: '' }).length;

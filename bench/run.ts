@@ -3,8 +3,6 @@
  * Needs RabbitMQ on 127.0.0.1:5672 for the AMQP part. Run under `node --expose-gc`.
  */
 import { amqpBench } from './amqp-bench.js';
-import { heapBreakdown } from './heap-breakdown.js';
 
 await import('./pool-bench.js');
 await amqpBench();
-await heapBreakdown();
