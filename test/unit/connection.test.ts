@@ -222,6 +222,30 @@ describe('Connection on memory://', () => {
     expect(states).toEqual(['idle', 'connecting', 'connected']);
   });
 
+  it('getSnapshot and subscribe work unbound and stay the same functions (useSyncExternalStore)', async () => {
+    const conn = connection('memory://unbound');
+    const { getSnapshot, subscribe } = conn;
+    expect(conn.getSnapshot).toBe(getSnapshot);
+    expect(conn.subscribe).toBe(subscribe);
+    const seen: string[] = [];
+    const off = subscribe((s: ConnectionStatus) => seen.push(s.state));
+    await conn.connect();
+    expect(getSnapshot().state).toBe('connected');
+    off();
+    await conn.close();
+    expect(seen).toEqual(['idle', 'connecting', 'connected']);
+  });
+
+  it('a status first read after close is the final one, and its stream is already complete', async () => {
+    const conn = connection('memory://late-store');
+    await conn.connect();
+    await conn.close();
+    const events: string[] = [];
+    conn.subscribe({ next: (s: ConnectionStatus) => events.push(s.state), complete: () => events.push('complete') });
+    expect(events).toEqual(['closed', 'complete']);
+    expect(conn.getSnapshot()).toMatchObject({ state: 'closed', connected: false });
+  });
+
   it('refuses calls on a closed connection with a clear error', async () => {
     const conn = connection('memory://closed');
     await conn.close();
