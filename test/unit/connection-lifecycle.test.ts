@@ -145,15 +145,20 @@ describe('Connection lifecycle corners (memory://)', () => {
     while (broker.queueInfo('resumed')?.consumerCount !== 1) await new Promise((r) => setTimeout(r, 5));
   });
 
-  it('close() rejects the publishes waiting for a reconnect with ConnectionClosed, not the earlier (recoverable) loss', async () => {
-    const conn = connection('memory://closed-while-waiting');
+  /** A connection whose broker went away (and refuses it now), with a publish waiting for the reconnect. */
+  async function publishWaitingForReconnect(name: string) {
+    const conn = connection(`memory://${name}`);
     const channel = await conn.channel();
-    const broker = getMemoryBroker('closed-while-waiting');
+    const broker = getMemoryBroker(name);
     broker.refuseConnections = true;
     const lost = reached(conn, 'backoff');
     broker.dropConnections();
     await lost;
-    const waiting = channel.publish(Buffer.from('x'), {}, '', 'q');
+    return { conn, channel, waiting: channel.publish(Buffer.from('x'), {}, '', 'q') };
+  }
+
+  it('close() rejects the publishes waiting for a reconnect with ConnectionClosed, not the earlier (recoverable) loss', async () => {
+    const { conn, waiting } = await publishWaitingForReconnect('closed-while-waiting');
     await conn.close();
     const error = await waiting.catch((e: unknown) => e as KombuError);
     expect(error).toBeInstanceOf(ConnectionClosed);
@@ -161,14 +166,7 @@ describe('Connection lifecycle corners (memory://)', () => {
   });
 
   it('channel.close() rejects the publishes waiting for the channel as closed, not with the earlier (recoverable) loss', async () => {
-    const conn = connection('memory://channel-closed-while-waiting');
-    const channel = await conn.channel();
-    const broker = getMemoryBroker('channel-closed-while-waiting');
-    broker.refuseConnections = true;
-    const lost = reached(conn, 'backoff');
-    broker.dropConnections();
-    await lost;
-    const waiting = channel.publish(Buffer.from('x'), {}, '', 'q');
+    const { channel, waiting } = await publishWaitingForReconnect('channel-closed-while-waiting');
     await channel.close();
     const error = await waiting.catch((e: unknown) => e as KombuError);
     expect(error).toBeInstanceOf(IllegalStateError);
