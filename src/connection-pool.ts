@@ -61,7 +61,6 @@ export class ConnectionPool extends ResourcePool<Connection> {
   }
 
   protected async destroy(conn: Connection): Promise<void> {
-    conn.releaseHook = undefined;
     await conn.close();
   }
 

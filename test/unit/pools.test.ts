@@ -382,3 +382,32 @@ describe('global pool groups', () => {
     expect(pools.connections.get(url)).not.toBe(a);
   });
 });
+
+describe('a member that died while lent', () => {
+  it("its own release() gives it back: inUse drops to 0 and the pool can shrink (ConnectionPool)", async () => {
+    const { conn } = fresh();
+    const pool = track(conn.Pool({ limit: 2 }));
+    const lent = await pool.acquire();
+    await lent.close(); // dies while lent; the pool replaces it
+    await until(() => pool.getSnapshot().members.some((m) => m.restarts === 1 && m.state === 'ready'), 'replacement');
+    await lent.release(); // what a holder does in its finally
+    expect(pool.inUse).toBe(0);
+    expect(pool.getSnapshot().inUse).toBe(0);
+    expect(() => pool.resize(1)).not.toThrow();
+    await expect(lent.release()).resolves.toBeUndefined(); // a second release: no longer the pool's
+  });
+
+  it("its own release() gives it back (ChannelPool), also after the pool closed", async () => {
+    const { conn } = fresh();
+    const channels = track(conn.ChannelPool({ limit: 2 }));
+    const ch = await channels.acquire();
+    const other = await channels.acquire();
+    await ch.close();
+    await until(() => channels.getSnapshot().members.some((m) => m.restarts === 1), 'replacement');
+    await ch.release();
+    expect(channels.inUse).toBe(1);
+    await channels.close();
+    await other.release();
+    expect(channels.inUse).toBe(0);
+  });
+});
