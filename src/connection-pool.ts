@@ -115,12 +115,27 @@ export class ChannelPool extends ResourcePool<PooledChannel> {
   }
 
   protected async create(signal: AbortSignal): Promise<PooledChannel> {
-    const channel = await this.connection.channel();
-    if (signal.aborted) {
-      await channel.close();
-      throw new ConnectionClosed('Channel pool member retired while opening.');
-    }
-    return channel as PooledChannel;
+    const retired = (): ConnectionClosed => new ConnectionClosed('Channel pool member retired while opening.');
+    if (signal.aborted) throw retired();
+    // The channel may wait for its connection to come back (for ever, while the broker is
+    // down): a retired member (the pool closing, resized) does not wait with it. The channel
+    // is closed whenever it does open.
+    const opening = this.connection.channel();
+    return new Promise<PooledChannel>((resolve, reject) => {
+      const abort = (): void => reject(retired());
+      signal.addEventListener('abort', abort, { once: true });
+      opening.then(
+        (channel) => {
+          signal.removeEventListener('abort', abort);
+          if (signal.aborted) void channel.close().catch(() => undefined);
+          else resolve(channel as PooledChannel);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', abort);
+          reject(error);
+        },
+      );
+    });
   }
 
   protected async destroy(channel: PooledChannel): Promise<void> {

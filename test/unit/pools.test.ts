@@ -411,3 +411,25 @@ describe('a member that died while lent', () => {
     expect(channels.inUse).toBe(0);
   });
 });
+
+describe('ChannelPool over a connection that is reconnecting', () => {
+  it('close() does not wait for a member whose channel waits for the connection; that channel is closed once it opens', async () => {
+    const { conn, name } = fresh();
+    await conn.connect();
+    const broker = getMemoryBroker(name);
+    const channels = conn.ChannelPool({ limit: 2 });
+    const acquiring = channels.acquire({ block: true, timeout: 0.05 });
+    broker.refuseConnections = true;
+    broker.dropConnections(); // the member's channel is opening: it now waits for a reconnect
+    await expect(acquiring).rejects.toBeInstanceOf(LimitExceeded);
+    expect(conn.state).not.toBe('connected');
+    let closed = false;
+    void channels.close().then(() => (closed = true));
+    await until(() => closed, 'pool closed');
+    expect(channels.getSnapshot()).toMatchObject({ state: 'closed', size: 0 });
+    broker.refuseConnections = false;
+    await conn.ensureConnection(fast);
+    const raw = conn.connection as { channelCount: number };
+    await until(() => raw.channelCount === 0, 'the abandoned channel closed');
+  });
+});
