@@ -142,8 +142,9 @@ export class ChannelPool extends ResourcePool<PooledChannel> {
     await channel.close();
   }
 
+  /** A channel of a `failed` connection waits, suspended, for a reconnect nothing will start: dead too. */
   protected isAlive(channel: PooledChannel): boolean {
-    return !deadChannel(channel.state);
+    return !deadChannel(channel.state) && this.connection.state !== 'failed';
   }
 
   protected watch(channel: PooledChannel, onDeath: (error: unknown) => void, onChange: () => void): () => void {
@@ -151,8 +152,17 @@ export class ChannelPool extends ResourcePool<PooledChannel> {
       onChange();
       if (deadChannel(to)) onDeath(new ConnectionClosed(`Pooled channel ${channel.channelId} closed.`));
     };
+    // Replacing the member opens a channel, which reconnects the connection (one round of
+    // attempts per try, the member's backoff between tries).
+    const failed = ({ to }: { to: ConnectionState }): void => {
+      if (to === 'failed') onDeath(this.connection.lastError ?? new ConnectionClosed('The connection of a pooled channel failed.'));
+    };
     channel.on('state', listener);
-    return () => channel.off('state', listener);
+    this.connection.on('state', failed);
+    return () => {
+      channel.off('state', listener);
+      this.connection.off('state', failed);
+    };
   }
 
   protected stateOf(channel: PooledChannel): string {

@@ -433,3 +433,24 @@ describe('ChannelPool over a connection that is reconnecting', () => {
     await until(() => raw.channelCount === 0, 'the abandoned channel closed');
   });
 });
+
+describe('ChannelPool over a connection that failed for good', () => {
+  it('never lends a channel of the failed connection; it heals once the broker is back', async () => {
+    const { conn, name } = fresh({ retryPolicy: { ...fast, maxRetries: 1 } });
+    const channels = track(conn.ChannelPool({ limit: 2, preload: 1 }));
+    await channels.ready();
+    const broker = getMemoryBroker(name);
+    broker.refuseConnections = true;
+    broker.dropConnections();
+    await until(() => conn.state === 'failed', 'connection failed');
+    // Still down: the acquirer hears why instead of getting a channel that can never open.
+    await expect(channels.acquire()).rejects.toMatchObject({ recoverable: true });
+    broker.refuseConnections = false;
+    const ch = await channels.acquire({ block: true, timeout: 5 });
+    expect(ch.state).toBe('open');
+    await ch.declareQueue({ name: 'q', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+    await ch.publish(Buffer.from('hi'), {}, '', 'q');
+    expect(conn.state).toBe('connected');
+    await ch.release();
+  });
+});
