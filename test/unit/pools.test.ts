@@ -454,3 +454,24 @@ describe('ChannelPool over a connection that failed for good', () => {
     await ch.release();
   });
 });
+
+describe('global pool groups while a reset is under way', () => {
+  it('a pool got right after setLimit(..., { resetAfter }) or during reset() is a new, working one', async () => {
+    const name = `pools-${++brokerSeq}`;
+    getMemoryBroker(name);
+    const url = `memory://${name}`;
+    const before = pools.producers.get(url);
+    await before.use((p) => p.publish({ n: 0 }, { routingKey: 'nowhere' }));
+    setLimit(5, { resetAfter: true });
+    const producers = pools.producers.get(url);
+    expect(producers).not.toBe(before);
+    await until(() => before.state === 'closed', 'old pools closed');
+    expect(producers.connections.state).toBe('running');
+    await expect(producers.use((p) => p.publish({ n: 1 }, { routingKey: 'nowhere' }), { timeout: 2 })).resolves.toBeUndefined();
+    const resetting = reset();
+    const during = pools.connections.get(url);
+    await resetting;
+    expect(during.state).toBe('running');
+    await expect(during.use((c) => c.state, { timeout: 2 })).resolves.toBe('connected');
+  });
+});
