@@ -475,3 +475,23 @@ describe('global pool groups while a reset is under way', () => {
     await expect(during.use((c) => c.state, { timeout: 2 })).resolves.toBe('connected');
   });
 });
+
+describe('ProducerPool.close()', () => {
+  it('rejects an acquirer still waiting for a connection, which then never takes one', async () => {
+    const { conn } = fresh();
+    const connections = track(conn.Pool({ limit: 1 }));
+    const producers = track(new ProducerPool(connections, { limit: 2 }));
+    const held = await connections.acquire();
+    const pending = producers.acquire({ block: true });
+    await until(() => connections.waiting === 1, 'the producer waiting for a connection');
+    let outcome: unknown;
+    pending.then(() => (outcome = 'resolved'), (error: unknown) => (outcome = error));
+    await producers.close();
+    await until(() => outcome !== undefined, 'the acquirer to hear of the close');
+    expect(outcome).toBeInstanceOf(ConnectionClosed);
+    connections.release(held);
+    await until(() => connections.waiting === 0, 'the connection waiter served');
+    await until(() => connections.inUse === 0, 'the connection given back');
+    expect(connections.free).toBe(1);
+  });
+});
