@@ -61,7 +61,6 @@ export class ConnectionPool extends ResourcePool<Connection> {
   }
 
   protected async destroy(conn: Connection): Promise<void> {
-    conn.releaseHook = undefined;
     await conn.close();
   }
 
@@ -116,20 +115,36 @@ export class ChannelPool extends ResourcePool<PooledChannel> {
   }
 
   protected async create(signal: AbortSignal): Promise<PooledChannel> {
-    const channel = await this.connection.channel();
-    if (signal.aborted) {
-      await channel.close();
-      throw new ConnectionClosed('Channel pool member retired while opening.');
-    }
-    return channel as PooledChannel;
+    const retired = (): ConnectionClosed => new ConnectionClosed('Channel pool member retired while opening.');
+    if (signal.aborted) throw retired();
+    // The channel may wait for its connection to come back (for ever, while the broker is
+    // down): a retired member (the pool closing, resized) does not wait with it. The channel
+    // is closed whenever it does open.
+    const opening = this.connection.channel();
+    return new Promise<PooledChannel>((resolve, reject) => {
+      const abort = (): void => reject(retired());
+      signal.addEventListener('abort', abort, { once: true });
+      opening.then(
+        (channel) => {
+          signal.removeEventListener('abort', abort);
+          if (signal.aborted) void channel.close().catch(() => undefined);
+          else resolve(channel as PooledChannel);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', abort);
+          reject(error);
+        },
+      );
+    });
   }
 
   protected async destroy(channel: PooledChannel): Promise<void> {
     await channel.close();
   }
 
+  /** A channel of a `failed` connection waits, suspended, for a reconnect nothing will start: dead too. */
   protected isAlive(channel: PooledChannel): boolean {
-    return !deadChannel(channel.state);
+    return !deadChannel(channel.state) && this.connection.state !== 'failed';
   }
 
   protected watch(channel: PooledChannel, onDeath: (error: unknown) => void, onChange: () => void): () => void {
@@ -137,8 +152,17 @@ export class ChannelPool extends ResourcePool<PooledChannel> {
       onChange();
       if (deadChannel(to)) onDeath(new ConnectionClosed(`Pooled channel ${channel.channelId} closed.`));
     };
+    // Replacing the member opens a channel, which reconnects the connection (one round of
+    // attempts per try, the member's backoff between tries).
+    const failed = ({ to }: { to: ConnectionState }): void => {
+      if (to === 'failed') onDeath(this.connection.lastError ?? new ConnectionClosed('The connection of a pooled channel failed.'));
+    };
     channel.on('state', listener);
-    return () => channel.off('state', listener);
+    this.connection.on('state', failed);
+    return () => {
+      channel.off('state', listener);
+      this.connection.off('state', failed);
+    };
   }
 
   protected stateOf(channel: PooledChannel): string {

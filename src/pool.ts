@@ -77,7 +77,9 @@ export abstract class ResourcePool<R extends object> extends EventEmitter<PoolEv
       },
       disown: (resource) => {
         this.#owner.delete(resource);
-        this.detachRelease(resource);
+        // A holder still has it (lent when it died or the pool closed): its own `release()`
+        // must still reach us, to be forgotten below, instead of leaking its loan.
+        if (!this.#stale.has(resource)) this.detachRelease(resource);
       },
     };
     this.#supervisor = new PoolSupervisor<R>({ limit, preload }, hooks, {
@@ -257,6 +259,7 @@ export abstract class ResourcePool<R extends object> extends EventEmitter<PoolEv
     }
     // Lent before its member died, retired or the pool closed: just forget it.
     if (this.#stale.delete(resource)) {
+      if (!this.#owner.has(resource)) this.detachRelease(resource);
       this.#status.touch();
       return;
     }

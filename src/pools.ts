@@ -84,13 +84,23 @@ export class PoolGroup<P extends GroupedPool> {
   }
 
   /** @internal Closes every pool (and the connections the group made itself), then forgets them. */
-  async clear(): Promise<void> {
+  clear(): Promise<void> {
+    return this.detach()();
+  }
+
+  /**
+   * @internal Forgets every pool now (a `get()` from here on makes a new one) and returns what
+   * closes them (and the connections the group made itself).
+   */
+  detach(): () => Promise<void> {
     const entries = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.allSettled(entries.map(async ({ pool, owned }) => {
-      await pool.close();
-      await owned?.close();
-    }));
+    return async () => {
+      await Promise.allSettled(entries.map(async ({ pool, owned }) => {
+        await pool.close();
+        await owned?.close();
+      }));
+    };
   }
 }
 
@@ -146,7 +156,10 @@ export function setLimit(limit: number, options: { force?: boolean; resetAfter?:
  * ```
  */
 export async function reset(): Promise<void> {
-  for (const group of groups) await group.clear();
+  // Every group forgets its pools at once: a pool got while the old ones close is a new one
+  // (not a producer pool bound to a connection pool about to close).
+  const closes = groups.map((group) => group.detach());
+  for (const close of closes) await close();
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import type { Connection } from './connection.js';
 import type { ConnectionPool } from './connection-pool.js';
+import { ConnectionClosed } from './errors.js';
 import { Producer, type ProducerOptions } from './messaging.js';
 import { ResourcePool, type AcquireOptions, type PoolOptions } from './pool.js';
 
@@ -38,6 +39,8 @@ export class ProducerPool extends ResourcePool<Producer> {
   readonly #producerOptions: ProducerOptions;
   /** The connection each lent producer borrowed. */
   readonly #bound = new Map<Producer, Connection>();
+  /** Aborted by close(): acquirers still waiting for a connection give up. */
+  readonly #closing = new AbortController();
 
   constructor(connections: ConnectionPool, options: ProducerPoolOptions = {}) {
     super(options);
@@ -75,7 +78,7 @@ export class ProducerPool extends ResourcePool<Producer> {
     const producer = await super.acquire(options);
     let connection: Connection | undefined;
     try {
-      connection = await this.connections.acquire({ block: true, ...(options.timeout !== undefined ? { timeout: options.timeout } : {}) });
+      connection = await this.#acquireConnection(options);
       producer.revive(connection.defaultChannel);
       this.#bound.set(producer, connection);
     } catch (error) {
@@ -84,6 +87,39 @@ export class ProducerPool extends ResourcePool<Producer> {
       throw error;
     }
     return producer;
+  }
+
+  /** A connection of the connection pool, unless this pool closes first (then it goes back when it comes). */
+  #acquireConnection(options: AcquireOptions): Promise<Connection> {
+    const signal = this.#closing.signal;
+    const closed = (): ConnectionClosed => new ConnectionClosed('The pool was closed while waiting for a member.');
+    if (signal.aborted) return Promise.reject(closed());
+    const acquiring = this.connections.acquire({ block: true, ...(options.timeout !== undefined ? { timeout: options.timeout } : {}) });
+    return new Promise<Connection>((resolve, reject) => {
+      const abort = (): void => reject(closed());
+      signal.addEventListener('abort', abort, { once: true });
+      acquiring.then(
+        (connection) => {
+          signal.removeEventListener('abort', abort);
+          if (!signal.aborted) return resolve(connection);
+          try {
+            this.connections.release(connection);
+          } catch {
+            // The connection pool closed meanwhile: nothing to give back.
+          }
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', abort);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Closes the producers (not the connection pool); acquirers still waiting are rejected. */
+  override close(): Promise<void> {
+    this.#closing.abort();
+    return super.close();
   }
 
   /** Gives the producer back, and its connection to the connection pool. */

@@ -382,3 +382,116 @@ describe('global pool groups', () => {
     expect(pools.connections.get(url)).not.toBe(a);
   });
 });
+
+describe('a member that died while lent', () => {
+  it("its own release() gives it back: inUse drops to 0 and the pool can shrink (ConnectionPool)", async () => {
+    const { conn } = fresh();
+    const pool = track(conn.Pool({ limit: 2 }));
+    const lent = await pool.acquire();
+    await lent.close(); // dies while lent; the pool replaces it
+    await until(() => pool.getSnapshot().members.some((m) => m.restarts === 1 && m.state === 'ready'), 'replacement');
+    await lent.release(); // what a holder does in its finally
+    expect(pool.inUse).toBe(0);
+    expect(pool.getSnapshot().inUse).toBe(0);
+    expect(() => pool.resize(1)).not.toThrow();
+    await expect(lent.release()).resolves.toBeUndefined(); // a second release: no longer the pool's
+  });
+
+  it("its own release() gives it back (ChannelPool), also after the pool closed", async () => {
+    const { conn } = fresh();
+    const channels = track(conn.ChannelPool({ limit: 2 }));
+    const ch = await channels.acquire();
+    const other = await channels.acquire();
+    await ch.close();
+    await until(() => channels.getSnapshot().members.some((m) => m.restarts === 1), 'replacement');
+    await ch.release();
+    expect(channels.inUse).toBe(1);
+    await channels.close();
+    await other.release();
+    expect(channels.inUse).toBe(0);
+  });
+});
+
+describe('ChannelPool over a connection that is reconnecting', () => {
+  it('close() does not wait for a member whose channel waits for the connection; that channel is closed once it opens', async () => {
+    const { conn, name } = fresh();
+    await conn.connect();
+    const broker = getMemoryBroker(name);
+    const channels = conn.ChannelPool({ limit: 2 });
+    const acquiring = channels.acquire({ block: true, timeout: 0.05 });
+    broker.refuseConnections = true;
+    broker.dropConnections(); // the member's channel is opening: it now waits for a reconnect
+    await expect(acquiring).rejects.toBeInstanceOf(LimitExceeded);
+    expect(conn.state).not.toBe('connected');
+    let closed = false;
+    void channels.close().then(() => (closed = true));
+    await until(() => closed, 'pool closed');
+    expect(channels.getSnapshot()).toMatchObject({ state: 'closed', size: 0 });
+    broker.refuseConnections = false;
+    await conn.ensureConnection(fast);
+    const raw = conn.connection as { channelCount: number };
+    await until(() => raw.channelCount === 0, 'the abandoned channel closed');
+  });
+});
+
+describe('ChannelPool over a connection that failed for good', () => {
+  it('never lends a channel of the failed connection; it heals once the broker is back', async () => {
+    const { conn, name } = fresh({ retryPolicy: { ...fast, maxRetries: 1 } });
+    const channels = track(conn.ChannelPool({ limit: 2, preload: 1 }));
+    await channels.ready();
+    const broker = getMemoryBroker(name);
+    broker.refuseConnections = true;
+    broker.dropConnections();
+    await until(() => conn.state === 'failed', 'connection failed');
+    // Still down: the acquirer hears why instead of getting a channel that can never open.
+    await expect(channels.acquire()).rejects.toMatchObject({ recoverable: true });
+    broker.refuseConnections = false;
+    const ch = await channels.acquire({ block: true, timeout: 5 });
+    expect(ch.state).toBe('open');
+    await ch.declareQueue({ name: 'q', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+    await ch.publish(Buffer.from('hi'), {}, '', 'q');
+    expect(conn.state).toBe('connected');
+    await ch.release();
+  });
+});
+
+describe('global pool groups while a reset is under way', () => {
+  it('a pool got right after setLimit(..., { resetAfter }) or during reset() is a new, working one', async () => {
+    const name = `pools-${++brokerSeq}`;
+    getMemoryBroker(name);
+    const url = `memory://${name}`;
+    const before = pools.producers.get(url);
+    await before.use((p) => p.publish({ n: 0 }, { routingKey: 'nowhere' }));
+    setLimit(5, { resetAfter: true });
+    const producers = pools.producers.get(url);
+    expect(producers).not.toBe(before);
+    await until(() => before.state === 'closed', 'old pools closed');
+    expect(producers.connections.state).toBe('running');
+    await expect(producers.use((p) => p.publish({ n: 1 }, { routingKey: 'nowhere' }), { timeout: 2 })).resolves.toBeUndefined();
+    const resetting = reset();
+    const during = pools.connections.get(url);
+    await resetting;
+    expect(during.state).toBe('running');
+    await expect(during.use((c) => c.state, { timeout: 2 })).resolves.toBe('connected');
+  });
+});
+
+describe('ProducerPool.close()', () => {
+  it('rejects an acquirer still waiting for a connection, which then never takes one', async () => {
+    const { conn } = fresh();
+    const connections = track(conn.Pool({ limit: 1 }));
+    const producers = track(new ProducerPool(connections, { limit: 2 }));
+    const held = await connections.acquire();
+    const pending = producers.acquire({ block: true });
+    await until(() => connections.waiting === 1, 'the producer waiting for a connection');
+    let outcome: unknown;
+    pending.then(() => (outcome = 'resolved'), (error: unknown) => (outcome = error));
+    await producers.close();
+    await until(() => outcome !== undefined, 'the acquirer to hear of the close');
+    expect(outcome).toBeInstanceOf(ConnectionClosed);
+    connections.release(held);
+    await until(() => connections.waiting === 0, 'the connection waiter served');
+    await until(() => connections.inUse === 0, 'the connection given back');
+    expect(connections.free).toBe(1);
+  });
+});
