@@ -27,7 +27,7 @@ import type { Connection } from './connection.js';
 import { DecodeError, IllegalStateError, SerializationError } from './errors.js';
 import { Message } from './message.js';
 import { Queue } from './queue.js';
-import { DEFAULT_ACCEPT } from './serialization.js';
+import { DEFAULT_ACCEPT, prepareAcceptContent } from './serialization.js';
 import type { RawMessage } from './transports/transport.js';
 
 /** Called with each decoded body and its message. */
@@ -39,7 +39,10 @@ export interface ConsumerOptions {
   callbacks?: ConsumerCallback[];
   /** Called with the undecoded message instead of the callbacks (kombu's `on_message`). */
   onMessage?: (message: Message) => void | Promise<void>;
-  /** Content types or serializer names to decode (default `['json']`; `application/data` and `application/text` always pass). */
+  /**
+   * Content types or serializer names to decode (default `['json']`; `application/data` and
+   * `application/text` always pass). An unknown name throws `SerializationError` from the constructor.
+   */
   accept?: Iterable<string>;
   /** Consume without acknowledgements (default: each queue's `noAck`, else false). */
   noAck?: boolean;
@@ -107,6 +110,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.onMessage = options.onMessage;
     this.onDecodeError = options.onDecodeError;
     this.accept = [...(options.accept ?? DEFAULT_ACCEPT)];
+    // An unknown serializer name fails here, as kombu's Consumer does: found at decode time
+    // instead, it would reject (drop) every message as undecodable.
+    prepareAcceptContent(this.accept);
     this.noAck = options.noAck;
     this.prefetchCount = options.prefetchCount;
     this.tagPrefix = options.tagPrefix ?? '';

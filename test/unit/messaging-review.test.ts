@@ -1,0 +1,40 @@
+/**
+ * Messaging behaviours checked against kombu 5.2 (each test failed before its fix).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connection } from '../../src/connection.js';
+import { Queue } from '../../src/entities.js';
+import { SerializationError } from '../../src/errors.js';
+import { Consumer, Producer } from '../../src/messaging.js';
+import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
+
+const BROKER = 'messaging-review';
+const connections: Connection[] = [];
+
+function connection(): Connection {
+  getMemoryBroker(BROKER);
+  const conn = new Connection(`memory://${BROKER}`);
+  connections.push(conn);
+  return conn;
+}
+
+afterEach(async () => {
+  await Promise.all(connections.splice(0).map((c) => c.close()));
+  resetMemoryBrokers();
+});
+
+describe('Consumer accept', () => {
+  it('an unknown serializer name throws from the constructor (kombu: SerializerNotInstalled), instead of dropping every message', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const queue = new Queue('typo', { durable: false });
+    expect(() => new Consumer(channel, [queue], { accept: ['jsno'], callbacks: [() => undefined] })).toThrow(SerializationError);
+    expect(() => conn.SimpleQueue('typo-simple', { accept: ['jsno'] })).toThrow(SerializationError);
+    // Names and content types that exist are fine.
+    expect(() => new Consumer(channel, [queue], { accept: ['json', 'application/x-msgpack', 'text/plain'] })).not.toThrow();
+    // The message a typo would have dropped is still there.
+    await queue.bind(channel).declare();
+    await new Producer(channel, { routingKey: 'typo' }).publish({ a: 1 });
+    expect(getMemoryBroker(BROKER).queueInfo('typo')?.messageCount).toBe(1);
+  });
+});
