@@ -194,11 +194,16 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     });
   }
 
-  /** Stops consuming from the queue named `name`. */
-  cancelByQueue(name: string): Promise<void> {
+  /**
+   * Stops consuming from `queue` (a Queue or its name) and removes it from {@link queues}, as
+   * kombu's `cancel_by_queue`: a later `consume()` does not start on it again.
+   */
+  cancelByQueue(queue: Queue | string): Promise<void> {
+    const name = typeof queue === 'string' ? queue : queue.name;
     return this.#serial(async () => {
       const tag = this.#tags.get(name);
       this.#tags.delete(name);
+      this.#queues = this.#queues.filter((q) => q.name !== name);
       if (tag !== undefined) await this.channel.cancel(tag);
     });
   }

@@ -38,3 +38,27 @@ describe('Consumer accept', () => {
     expect(getMemoryBroker(BROKER).queueInfo('typo')?.messageCount).toBe(1);
   });
 });
+
+describe('Consumer.cancelByQueue', () => {
+  it('removes the queue, so a later consume() does not start on it again (kombu)', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const got: string[] = [];
+    const a = new Queue('cbq-a', { durable: false });
+    const b = new Queue('cbq-b', { durable: false });
+    const consumer = new Consumer(channel, [a, b], { accept: ['text/plain'], onMessage: (m) => {
+      got.push(String(m.decode()));
+      m.ack();
+    } });
+    await consumer.consume();
+    await consumer.cancelByQueue(a);
+    expect(consumer.queues.map((q) => q.name)).toEqual(['cbq-b']);
+    await consumer.consume(); // as Celery's add_consumer does after adding another queue
+    expect(consumer.consumingFrom('cbq-a')).toBe(false);
+    const producer = new Producer(channel);
+    await producer.publish('to a', { routingKey: 'cbq-a' });
+    await producer.publish('to b', { routingKey: 'cbq-b' });
+    await expect.poll(() => got).toEqual(['to b']);
+    expect(getMemoryBroker(BROKER).queueInfo('cbq-a')?.messageCount).toBe(1);
+  });
+});
