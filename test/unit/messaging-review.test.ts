@@ -3,7 +3,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/connection.js';
-import { Queue } from '../../src/entities.js';
+import { Exchange, Queue } from '../../src/entities.js';
 import { SerializationError } from '../../src/errors.js';
 import { Consumer, Producer } from '../../src/messaging.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
@@ -60,5 +60,20 @@ describe('Consumer.cancelByQueue', () => {
     await producer.publish('to b', { routingKey: 'cbq-b' });
     await expect.poll(() => got).toEqual(['to b']);
     expect(getMemoryBroker(BROKER).queueInfo('cbq-a')?.messageCount).toBe(1);
+  });
+});
+
+describe("the broker's amq.* exchanges", () => {
+  it('are never declared (kombu), so a queue bound to amq.topic and a producer on it work as in kombu', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    // kombu users write Exchange('amq.topic') without a type: kombu skips its declaration.
+    const amqTopic = new Exchange('amq.topic');
+    const logs = new Queue('amq-logs', { exchange: amqTopic, routingKey: 'logs.*', durable: false }).bind(channel);
+    await logs.declare();
+    const producer = new Producer(channel, { exchange: amqTopic });
+    await producer.publish({ level: 'error' }, { routingKey: 'logs.error' });
+    await expect.poll(() => getMemoryBroker(BROKER).queueInfo('amq-logs')?.messageCount).toBe(1);
+    expect((await logs.get({ accept: ['json'] }))?.decode()).toEqual({ level: 'error' });
   });
 });
