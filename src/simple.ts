@@ -205,6 +205,9 @@ export class SimpleQueue {
 
   /** Deletes the ready messages (and acknowledges the buffered ones); resolves with how many. */
   async clear(): Promise<number> {
+    // Declared first, as kombu's SimpleQueue declares its queue when made: purging a queue
+    // that does not exist yet is a 404 that closes the channel.
+    await this.#ready();
     const buffered = this.#buffer.splice(0);
     for (const message of buffered) if (!message.acknowledged) message.ack();
     return buffered.length + (await this.consumer.purge());

@@ -77,3 +77,16 @@ describe("the broker's amq.* exchanges", () => {
     expect((await logs.get({ accept: ['json'] }))?.decode()).toEqual({ level: 'error' });
   });
 });
+
+describe('SimpleQueue.clear', () => {
+  it('on a queue not used yet resolves 0 (kombu) instead of a 404 that closes the channel', async () => {
+    const conn = connection();
+    const queue = conn.SimpleQueue('fresh', { queueOpts: { durable: false } });
+    expect(await queue.clear()).toBe(0);
+    await queue.put({ n: 1 });
+    const message = await queue.get({ timeout: 5 });
+    expect(message.payload).toEqual({ n: 1 });
+    message.ack();
+    await queue.close();
+  });
+});
