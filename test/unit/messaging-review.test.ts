@@ -90,3 +90,17 @@ describe('SimpleQueue.clear', () => {
     await queue.close();
   });
 });
+
+describe('Producer.publish replyTo', () => {
+  it('a server-named reply queue in `declare` is sent under the name the broker gave it (kombu reads reply_to after declaring)', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const requests = new Queue('rpc-requests', { durable: false }).bind(channel);
+    await requests.declare();
+    const replies = new Queue('', { exclusive: true });
+    await new Producer(channel, { routingKey: 'rpc-requests' }).publish({ op: 'ping' }, { replyTo: replies, declare: [replies] });
+    expect(replies.name).toMatch(/^amq\.gen-/);
+    const request = await requests.get({ accept: ['json'] });
+    expect(request?.properties.replyTo).toBe(replies.name);
+  });
+});
