@@ -5,7 +5,8 @@
  * `new SimpleQueue(conn, 'jobs')` declares a direct exchange `jobs`, a queue `jobs` and the
  * binding `jobs`. A blocking `get()` starts a consumer and waits for its next delivery; the
  * deliveries it has not returned yet wait in a local buffer (unacknowledged) and are given
- * back to the broker by `close()`. `get()` decodes the message before returning it: one that
+ * back to the broker by `close()` (those of a channel lost since are dropped: the broker
+ * delivers them again). `get()` decodes the message before returning it: one that
  * cannot be decoded (content type not in `accept`, corrupt body) is rejected and the error is
  * thrown, as kombu raises it from `get()`. `SimpleBuffer` is the ephemeral variant: a
  * non-durable, auto-delete queue consumed without acknowledgements.
@@ -128,6 +129,20 @@ export class SimpleQueue {
     }
   }
 
+  /**
+   * The oldest buffered message that is still ours. A message delivered on a transport channel
+   * since lost (an earlier epoch, or the channel is down now) is dropped: the broker puts it
+   * back in the queue and delivers it again, so handing it out would give the same message
+   * twice (and its ack would send nothing). No-ack messages are never redelivered: kept.
+   */
+  #nextBuffered(): Message | undefined {
+    const channel = this.channel;
+    for (;;) {
+      const message = this.#buffer.shift();
+      if (!message || message.noAck || (message.epoch === channel.epoch && channel.isOpen)) return message;
+    }
+  }
+
   /** Decodes before handing out: an undecodable message is rejected and its error thrown. */
   #handOut(message: Message): Message {
     try {
@@ -153,7 +168,7 @@ export class SimpleQueue {
       this.#consuming = undefined;
       throw error;
     }
-    const buffered = this.#buffer.shift();
+    const buffered = this.#nextBuffered();
     if (buffered) return this.#handOut(buffered);
     const { timeout } = options;
     if (timeout !== undefined && timeout <= 0) throw new Empty(`Queue ${this.queue.name} is empty.`);
@@ -182,7 +197,7 @@ export class SimpleQueue {
 
   /** The next message without waiting (a buffered one, else `basic.get`); throws `Empty` when there is none. */
   async getNowait(): Promise<Message> {
-    const buffered = this.#buffer.shift();
+    const buffered = this.#nextBuffered();
     if (buffered) return this.#handOut(buffered);
     await this.#ready();
     const message = await this.queue.get({ noAck: this.noAck, accept: this.consumer.accept });
@@ -208,7 +223,8 @@ export class SimpleQueue {
     // Declared first, as kombu's SimpleQueue declares its queue when made: purging a queue
     // that does not exist yet is a 404 that closes the channel.
     await this.#ready();
-    const buffered = this.#buffer.splice(0);
+    const buffered: Message[] = [];
+    for (let message = this.#nextBuffered(); message; message = this.#nextBuffered()) buffered.push(message);
     for (const message of buffered) if (!message.acknowledged) message.ack();
     return buffered.length + (await this.consumer.purge());
   }

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/connection.js';
 import { Exchange, Queue } from '../../src/entities.js';
-import { SerializationError } from '../../src/errors.js';
+import { Empty, SerializationError } from '../../src/errors.js';
 import { Consumer, Producer } from '../../src/messaging.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
@@ -102,5 +102,29 @@ describe('Producer.publish replyTo', () => {
     expect(replies.name).toMatch(/^amq\.gen-/);
     const request = await requests.get({ accept: ['json'] });
     expect(request?.properties.replyTo).toBe(replies.name);
+  });
+});
+
+describe('SimpleQueue after a reconnect', () => {
+  it('does not hand out a buffered message of the lost channel and then its redelivery (the same job twice)', async () => {
+    const broker = getMemoryBroker(BROKER);
+    const conn = new Connection(`memory://${BROKER}`, { retryPolicy: { intervalStart: 0.01, intervalStep: 0.01, intervalMax: 0.05 } });
+    connections.push(conn);
+    const queue = conn.SimpleQueue('jobs', { queueOpts: { durable: false } });
+    await queue.put(1);
+    await queue.put(2);
+    const first = await queue.get({ timeout: 5 });
+    expect(first.ack()).toBe(true);
+    // Job 2 now waits unacknowledged in the local buffer.
+    await expect.poll(() => broker.queueInfo('jobs')?.messageCount).toBe(0);
+    const epoch = queue.channel.epoch;
+    broker.dropConnections();
+    await expect.poll(() => queue.channel.isOpen && queue.channel.epoch > epoch).toBe(true);
+    const second = await queue.get({ timeout: 5 });
+    expect(second.payload).toBe(2);
+    expect(second.redelivered).toBe(true);
+    expect(second.ack()).toBe(true);
+    await expect(queue.get({ timeout: 0 })).rejects.toBeInstanceOf(Empty);
+    await queue.close();
   });
 });
