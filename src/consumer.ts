@@ -10,7 +10,10 @@
  *    `accept`; `DecodeError`: a corrupt body) goes to `onDecodeError(message, error)`, or when
  *    there is none, to the `error` event. Then, unless the handler settled it itself, it is
  *    rejected without requeue (dead-lettered where the queue says so): never redelivered in a
- *    loop, never dropped without a word.
+ *    loop, never dropped without a word. A message this process lacks the codec for (an
+ *    optional package not installed: `DriverMissingError` as the error's `cause`) is not
+ *    rejected but left unacknowledged, as kombu leaves it: it is not corrupt, and the broker
+ *    gives it back when the channel closes.
  * 4. A callback that throws (or whose promise rejects) does not stop the consumer: the error
  *    goes to the `error` event with the message, and the message is handled per
  *    `onCallbackError`: `'leave'` (default, as kombu: left unacknowledged, the broker
@@ -24,7 +27,7 @@ import { EventEmitter } from 'eventemitter3';
 import { Channel } from './channel.js';
 import { connectionOf } from './common.js';
 import type { Connection } from './connection.js';
-import { DecodeError, IllegalStateError, SerializationError } from './errors.js';
+import { DecodeError, DriverMissingError, IllegalStateError, SerializationError } from './errors.js';
 import { Message } from './message.js';
 import { Queue } from './queue.js';
 import { DEFAULT_ACCEPT, prepareAcceptContent } from './serialization.js';
@@ -308,7 +311,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     } else {
       this.emit('error', failure, message);
     }
-    if (!message.acknowledged) {
+    // A missing codec is this process's problem, not the message's: never drop it for that.
+    if (!message.acknowledged && !(error instanceof DriverMissingError)) {
       try {
         message.reject({ requeue: false });
       } catch (thrown) {

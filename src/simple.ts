@@ -14,7 +14,7 @@
 import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
 import { Consumer } from './consumer.js';
-import { Empty, IllegalStateError } from './errors.js';
+import { DriverMissingError, Empty, IllegalStateError } from './errors.js';
 import { Exchange, type ExchangeOptions } from './exchange.js';
 import type { Message } from './message.js';
 import { Producer, type ProducerPublishOptions } from './producer.js';
@@ -143,12 +143,15 @@ export class SimpleQueue {
     }
   }
 
-  /** Decodes before handing out: an undecodable message is rejected and its error thrown. */
+  /**
+   * Decodes before handing out: an undecodable message is rejected and its error thrown (one
+   * whose codec is not installed here is left unacknowledged instead: it is not corrupt).
+   */
   #handOut(message: Message): Message {
     try {
       message.decode();
     } catch (error) {
-      if (!message.acknowledged) message.reject();
+      if (!message.acknowledged && !(error instanceof DriverMissingError)) message.reject();
       throw error;
     }
     return message;

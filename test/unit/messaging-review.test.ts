@@ -4,7 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/connection.js';
 import { Exchange, Queue } from '../../src/entities.js';
-import { Empty, SerializationError } from '../../src/errors.js';
+import { compressionRegistry } from '../../src/compression.js';
+import { DecodeError, DriverMissingError, Empty, SerializationError } from '../../src/errors.js';
+import { lazyRequire } from '../../src/lazy-require.js';
 import { Consumer, Producer } from '../../src/messaging.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
@@ -126,5 +128,37 @@ describe('SimpleQueue after a reconnect', () => {
     expect(second.ack()).toBe(true);
     await expect(queue.get({ timeout: 0 })).rejects.toBeInstanceOf(Empty);
     await queue.close();
+  });
+});
+
+describe('a message whose codec is not installed here', () => {
+  // As lzma (lzma-native), bzip2 (compressjs) or msgpack (msgpackr) are when their optional package is missing.
+  const loadMissing = lazyRequire<{ decompress(b: Buffer): Buffer }>('kombu-ts-review-no-such-package', 'x-missing compression');
+  compressionRegistry.register('x-missing', (b) => b, (b) => loadMissing().decompress(b), 'application/x-missing');
+
+  it('is not rejected (dropped) by a Consumer: the error is reported and the message goes back to the broker', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const errors: Error[] = [];
+    const consumer = new Consumer(channel, [new Queue('codec', { durable: false })], { callbacks: [() => undefined] });
+    consumer.on('error', (error) => errors.push(error));
+    await consumer.consume();
+    await new Producer(channel, { routingKey: 'codec' }).publish({ a: 1 }, { compression: 'x-missing' });
+    await expect.poll(() => errors.length).toBe(1);
+    expect(errors[0]).toBeInstanceOf(DecodeError);
+    expect(errors[0]?.cause).toBeInstanceOf(DriverMissingError);
+    await channel.close(); // the unacknowledged message goes back to the queue
+    expect(getMemoryBroker(BROKER).queueInfo('codec')?.messageCount).toBe(1);
+  });
+
+  it('is not rejected by SimpleQueue.get either', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const queue = conn.SimpleQueue('codec-simple', { channel, queueOpts: { durable: false }, compression: 'x-missing' });
+    await queue.put({ a: 1 });
+    await expect(queue.get({ timeout: 5 })).rejects.toBeInstanceOf(DriverMissingError);
+    await queue.close();
+    await channel.close();
+    expect(getMemoryBroker(BROKER).queueInfo('codec-simple')?.messageCount).toBe(1);
   });
 });
