@@ -19,6 +19,7 @@ import { Exchange, type ExchangeOptions } from './exchange.js';
 import type { Message } from './message.js';
 import { Producer, type ProducerPublishOptions } from './producer.js';
 import { Queue, type QueueOptions } from './queue.js';
+import { DEFAULT_ACCEPT } from './serialization.js';
 
 /** Options of {@link SimpleQueue} and {@link SimpleBuffer}. */
 export interface SimpleQueueOptions {
@@ -32,7 +33,10 @@ export interface SimpleQueueOptions {
   exchangeOpts?: ExchangeOptions;
   serializer?: string;
   compression?: string;
-  /** What `get()` decodes (default `['json']`). */
+  /**
+   * What `get()` decodes. Default: what `put()` writes, i.e. `json`, `text/plain` (string
+   * bodies) and `serializer` when given (bytes, `application/data`, always pass).
+   */
   accept?: Iterable<string>;
 }
 
@@ -90,7 +94,10 @@ export class SimpleQueue {
       routingKey = nameOrQueue;
     }
     this.consumer = new Consumer(channelOrConnection, [this.queue], {
-      ...(options.accept ? { accept: options.accept } : {}),
+      // A SimpleQueue reads back what its own put() writes (kombu's accepts every enabled
+      // type): with the consumers' json-only default, put('hello') was refused by get() and
+      // rejected, i.e. lost.
+      accept: options.accept ?? [...DEFAULT_ACCEPT, 'text/plain', ...(options.serializer ? [options.serializer] : [])],
       noAck: this.noAck,
       autoDeclare: false,
       onMessage: (message) => this.#receive(message),

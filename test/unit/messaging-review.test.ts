@@ -162,3 +162,28 @@ describe('a message whose codec is not installed here', () => {
     expect(getMemoryBroker(BROKER).queueInfo('codec-simple')?.messageCount).toBe(1);
   });
 });
+
+describe('SimpleQueue default accept', () => {
+  it("reads back what its own put() writes: kombu's example put('hello world') / get() no longer refuses (and drops) the string", async () => {
+    const conn = connection();
+    const queue = conn.SimpleQueue('roundtrip', { queueOpts: { durable: false } });
+    await queue.put('hello world');
+    await queue.put(Buffer.from([1, 2]));
+    await queue.put({ a: 1 });
+    const got: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      const message = await queue.get({ timeout: 5 });
+      got.push(message.payload);
+      message.ack();
+    }
+    expect(got).toEqual(['hello world', Buffer.from([1, 2]), { a: 1 }]);
+    await queue.close();
+    const packed = conn.SimpleQueue('roundtrip-msgpack', { queueOpts: { durable: false }, serializer: 'msgpack' });
+    await packed.put({ b: 2 });
+    expect((await packed.get({ timeout: 5 })).payload).toEqual({ b: 2 });
+    await packed.close();
+    // An explicit accept still wins.
+    const strict = conn.SimpleQueue('roundtrip-strict', { queueOpts: { durable: false }, accept: ['json'] });
+    expect(strict.consumer.accept).toEqual(['json']);
+  });
+});
