@@ -7,7 +7,7 @@ import { Exchange, Queue } from '../../src/entities.js';
 import { compressionRegistry } from '../../src/compression.js';
 import { DecodeError, DriverMissingError, Empty, SerializationError } from '../../src/errors.js';
 import { lazyRequire } from '../../src/lazy-require.js';
-import { Consumer, Producer } from '../../src/messaging.js';
+import { Consumer, Message, Producer, type MessageAcker } from '../../src/messaging.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
 const BROKER = 'messaging-review';
@@ -185,5 +185,30 @@ describe('SimpleQueue default accept', () => {
     // An explicit accept still wins.
     const strict = conn.SimpleQueue('roundtrip-strict', { queueOpts: { durable: false }, accept: ['json'] });
     expect(strict.consumer.accept).toEqual(['json']);
+  });
+});
+
+describe('Message settling', () => {
+  it('an ack that throws leaves the message unsettled (kombu sets the state after basic_ack), so it can be retried', () => {
+    let failures = 1;
+    const sent: string[] = [];
+    const acker: MessageAcker = {
+      ack: (tag) => {
+        if (failures-- > 0) throw new Error('channel failing');
+        sent.push(`ack ${String(tag)}`);
+        return true;
+      },
+      reject: (tag, requeue) => {
+        sent.push(`reject ${String(tag)} ${String(requeue)}`);
+        return true;
+      },
+    };
+    const raw = { body: Buffer.from('{}'), properties: { contentType: 'application/json' }, deliveryInfo: { exchange: '', routingKey: 'q', deliveryTag: 7, redelivered: false } };
+    const message = new Message(raw, { channel: acker });
+    expect(() => message.ack()).toThrow('channel failing');
+    expect(message.state).toBe('RECEIVED');
+    expect(message.ack()).toBe(true);
+    expect(message.state).toBe('ACK');
+    expect(sent).toEqual(['ack 7']);
   });
 });
