@@ -10,7 +10,10 @@
  *    `accept`; `DecodeError`: a corrupt body) goes to `onDecodeError(message, error)`, or when
  *    there is none, to the `error` event. Then, unless the handler settled it itself, it is
  *    rejected without requeue (dead-lettered where the queue says so): never redelivered in a
- *    loop, never dropped without a word.
+ *    loop, never dropped without a word. A message this process lacks the codec for (an
+ *    optional package not installed: `DriverMissingError` as the error's `cause`) is not
+ *    rejected but left unacknowledged, as kombu leaves it: it is not corrupt, and the broker
+ *    gives it back when the channel closes.
  * 4. A callback that throws (or whose promise rejects) does not stop the consumer: the error
  *    goes to the `error` event with the message, and the message is handled per
  *    `onCallbackError`: `'leave'` (default, as kombu: left unacknowledged, the broker
@@ -24,10 +27,10 @@ import { EventEmitter } from 'eventemitter3';
 import { Channel } from './channel.js';
 import { connectionOf } from './common.js';
 import type { Connection } from './connection.js';
-import { DecodeError, IllegalStateError, SerializationError } from './errors.js';
+import { DecodeError, DriverMissingError, IllegalStateError, SerializationError } from './errors.js';
 import { Message } from './message.js';
 import { Queue } from './queue.js';
-import { DEFAULT_ACCEPT } from './serialization.js';
+import { DEFAULT_ACCEPT, prepareAcceptContent } from './serialization.js';
 import type { RawMessage } from './transports/transport.js';
 
 /** Called with each decoded body and its message. */
@@ -39,7 +42,10 @@ export interface ConsumerOptions {
   callbacks?: ConsumerCallback[];
   /** Called with the undecoded message instead of the callbacks (kombu's `on_message`). */
   onMessage?: (message: Message) => void | Promise<void>;
-  /** Content types or serializer names to decode (default `['json']`; `application/data` and `application/text` always pass). */
+  /**
+   * Content types or serializer names to decode (default `['json']`; `application/data` and
+   * `application/text` always pass). An unknown name throws `SerializationError` from the constructor.
+   */
   accept?: Iterable<string>;
   /** Consume without acknowledgements (default: each queue's `noAck`, else false). */
   noAck?: boolean;
@@ -107,6 +113,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.onMessage = options.onMessage;
     this.onDecodeError = options.onDecodeError;
     this.accept = [...(options.accept ?? DEFAULT_ACCEPT)];
+    // An unknown serializer name fails here, as kombu's Consumer does: found at decode time
+    // instead, it would reject (drop) every message as undecodable.
+    prepareAcceptContent(this.accept);
     this.noAck = options.noAck;
     this.prefetchCount = options.prefetchCount;
     this.tagPrefix = options.tagPrefix ?? '';
@@ -188,11 +197,16 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     });
   }
 
-  /** Stops consuming from the queue named `name`. */
-  cancelByQueue(name: string): Promise<void> {
+  /**
+   * Stops consuming from `queue` (a Queue or its name) and removes it from {@link queues}, as
+   * kombu's `cancel_by_queue`: a later `consume()` does not start on it again.
+   */
+  cancelByQueue(queue: Queue | string): Promise<void> {
+    const name = typeof queue === 'string' ? queue : queue.name;
     return this.#serial(async () => {
       const tag = this.#tags.get(name);
       this.#tags.delete(name);
+      this.#queues = this.#queues.filter((q) => q.name !== name);
       if (tag !== undefined) await this.channel.cancel(tag);
     });
   }
@@ -297,7 +311,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     } else {
       this.emit('error', failure, message);
     }
-    if (!message.acknowledged) {
+    // A missing codec is this process's problem, not the message's: never drop it for that.
+    if (!message.acknowledged && !(error instanceof DriverMissingError)) {
       try {
         message.reject({ requeue: false });
       } catch (thrown) {

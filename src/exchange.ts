@@ -156,11 +156,13 @@ export class Exchange {
   }
 
   /**
-   * Declares the exchange (does nothing for the default exchange `''` or with `noDeclare`).
+   * Declares the exchange. Does nothing for the default exchange `''`, the broker's own
+   * `amq.*` exchanges (kombu's `_can_declare`: they always exist, and RabbitMQ refuses to
+   * create one or to redeclare it with other settings) or with `noDeclare`.
    * `passive` only checks it exists (OperationalError 404 otherwise).
    */
   async declare(options: { passive?: boolean; channel?: Channel } = {}): Promise<void> {
-    if (!this.name || this.noDeclare) return;
+    if (!this.name || this.name.startsWith('amq.') || this.noDeclare) return;
     await (options.channel ?? this.channel).declareExchange(this.declaration(options.passive ?? this.passive));
   }
 

@@ -132,8 +132,11 @@ export class Message {
     const channel = this.#channel;
     if (!channel) throw new MessageStateError('This message does not have a receiving channel.');
     if (this.acknowledged) throw new MessageStateError(`Message already acknowledged with state: ${this.#state}`);
+    // Settled once sent, as kombu: an ack that threw (its channel failing under it) left the
+    // message settled, so the retry the error invites raised MessageStateError.
+    const sent = send(channel);
     this.#state = to;
-    return send(channel);
+    return sent;
   }
 
   /**

@@ -74,7 +74,7 @@ export interface ProducerPublishOptions {
   contentType?: string;
   contentEncoding?: string;
   correlationId?: string;
-  /** A queue name, or a Queue (its name is sent). */
+  /** A queue name, or a Queue (its name when sent: a server-named queue in `declare` is declared first). */
   replyTo?: string | Queue;
   messageId?: string;
   /** Seconds since the epoch, or a Date. */
@@ -98,6 +98,8 @@ interface Prepared {
   properties: MessageProperties;
   exchange: string;
   routingKey: string;
+  /** A Queue given as `replyTo`: its name is read at send time, after `declare` named it. */
+  replyQueue: Queue | undefined;
 }
 
 /** Events of a {@link Producer}. */
@@ -237,7 +239,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
       headers['compression'] = compressed.contentType;
     }
     const timestamp = options.timestamp instanceof Date ? Math.floor(options.timestamp.getTime() / 1000) : options.timestamp;
-    const replyTo = options.replyTo instanceof Queue ? options.replyTo.name : options.replyTo;
+    const replyQueue = options.replyTo instanceof Queue ? options.replyTo : undefined;
     const properties: MessageProperties = {
       contentType,
       headers,
@@ -247,13 +249,13 @@ export class Producer extends EventEmitter<ProducerEvents> {
     if (contentEncoding) properties.contentEncoding = contentEncoding;
     if (options.expiration !== undefined) properties.expiration = String(Math.max(0, Math.trunc(options.expiration * 1000)));
     if (options.correlationId !== undefined) properties.correlationId = options.correlationId;
-    if (replyTo !== undefined) properties.replyTo = replyTo;
+    if (typeof options.replyTo === 'string') properties.replyTo = options.replyTo;
     if (options.messageId !== undefined) properties.messageId = options.messageId;
     if (timestamp !== undefined) properties.timestamp = timestamp;
     if (options.type !== undefined) properties.type = options.type;
     if (options.userId !== undefined) properties.userId = options.userId;
     if (options.appId !== undefined) properties.appId = options.appId;
-    return { data, properties, exchange, routingKey: options.routingKey ?? this.routingKey };
+    return { data, properties, exchange, routingKey: options.routingKey ?? this.routingKey, replyQueue };
   }
 
   #publishOnce(prepared: Prepared, options: ProducerPublishOptions): Promise<void> {
@@ -271,7 +273,12 @@ export class Producer extends EventEmitter<ProducerEvents> {
       maxBuffered,
       timeout,
     };
-    const send = (): Promise<void> => channel.publish(prepared.data, prepared.properties, prepared.exchange, prepared.routingKey, publishOptions);
+    const send = (): Promise<void> => {
+      const { replyQueue } = prepared;
+      // As kombu: a server-named reply queue in `declare` has its name only once declared.
+      const properties = replyQueue ? { ...prepared.properties, replyTo: replyQueue.name } : prepared.properties;
+      return channel.publish(prepared.data, properties, prepared.exchange, prepared.routingKey, publishOptions);
+    };
     const declare = this.#undeclared(options.declare);
     if (declare.length === 0) return send();
     return this.#declare(channel, declare, options, maxBuffered, timeout).then(send);

@@ -5,7 +5,8 @@
  * `new SimpleQueue(conn, 'jobs')` declares a direct exchange `jobs`, a queue `jobs` and the
  * binding `jobs`. A blocking `get()` starts a consumer and waits for its next delivery; the
  * deliveries it has not returned yet wait in a local buffer (unacknowledged) and are given
- * back to the broker by `close()`. `get()` decodes the message before returning it: one that
+ * back to the broker by `close()` (those of a channel lost since are dropped: the broker
+ * delivers them again). `get()` decodes the message before returning it: one that
  * cannot be decoded (content type not in `accept`, corrupt body) is rejected and the error is
  * thrown, as kombu raises it from `get()`. `SimpleBuffer` is the ephemeral variant: a
  * non-durable, auto-delete queue consumed without acknowledgements.
@@ -13,11 +14,12 @@
 import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
 import { Consumer } from './consumer.js';
-import { Empty, IllegalStateError } from './errors.js';
+import { DriverMissingError, Empty, IllegalStateError } from './errors.js';
 import { Exchange, type ExchangeOptions } from './exchange.js';
 import type { Message } from './message.js';
 import { Producer, type ProducerPublishOptions } from './producer.js';
 import { Queue, type QueueOptions } from './queue.js';
+import { DEFAULT_ACCEPT } from './serialization.js';
 
 /** Options of {@link SimpleQueue} and {@link SimpleBuffer}. */
 export interface SimpleQueueOptions {
@@ -31,7 +33,10 @@ export interface SimpleQueueOptions {
   exchangeOpts?: ExchangeOptions;
   serializer?: string;
   compression?: string;
-  /** What `get()` decodes (default `['json']`). */
+  /**
+   * What `get()` decodes. Default: what `put()` writes, i.e. `json`, `text/plain` (string
+   * bodies) and `serializer` when given (bytes, `application/data`, always pass).
+   */
   accept?: Iterable<string>;
 }
 
@@ -89,7 +94,10 @@ export class SimpleQueue {
       routingKey = nameOrQueue;
     }
     this.consumer = new Consumer(channelOrConnection, [this.queue], {
-      ...(options.accept ? { accept: options.accept } : {}),
+      // A SimpleQueue reads back what its own put() writes (kombu's accepts every enabled
+      // type): with the consumers' json-only default, put('hello') was refused by get() and
+      // rejected, i.e. lost.
+      accept: options.accept ?? [...DEFAULT_ACCEPT, 'text/plain', ...(options.serializer ? [options.serializer] : [])],
       noAck: this.noAck,
       autoDeclare: false,
       onMessage: (message) => this.#receive(message),
@@ -128,12 +136,29 @@ export class SimpleQueue {
     }
   }
 
-  /** Decodes before handing out: an undecodable message is rejected and its error thrown. */
+  /**
+   * The oldest buffered message that is still ours. A message delivered on a transport channel
+   * since lost (an earlier epoch, or the channel is down now) is dropped: the broker puts it
+   * back in the queue and delivers it again, so handing it out would give the same message
+   * twice (and its ack would send nothing). No-ack messages are never redelivered: kept.
+   */
+  #nextBuffered(): Message | undefined {
+    const channel = this.channel;
+    for (;;) {
+      const message = this.#buffer.shift();
+      if (!message || message.noAck || (message.epoch === channel.epoch && channel.isOpen)) return message;
+    }
+  }
+
+  /**
+   * Decodes before handing out: an undecodable message is rejected and its error thrown (one
+   * whose codec is not installed here is left unacknowledged instead: it is not corrupt).
+   */
   #handOut(message: Message): Message {
     try {
       message.decode();
     } catch (error) {
-      if (!message.acknowledged) message.reject();
+      if (!message.acknowledged && !(error instanceof DriverMissingError)) message.reject();
       throw error;
     }
     return message;
@@ -153,7 +178,7 @@ export class SimpleQueue {
       this.#consuming = undefined;
       throw error;
     }
-    const buffered = this.#buffer.shift();
+    const buffered = this.#nextBuffered();
     if (buffered) return this.#handOut(buffered);
     const { timeout } = options;
     if (timeout !== undefined && timeout <= 0) throw new Empty(`Queue ${this.queue.name} is empty.`);
@@ -182,7 +207,7 @@ export class SimpleQueue {
 
   /** The next message without waiting (a buffered one, else `basic.get`); throws `Empty` when there is none. */
   async getNowait(): Promise<Message> {
-    const buffered = this.#buffer.shift();
+    const buffered = this.#nextBuffered();
     if (buffered) return this.#handOut(buffered);
     await this.#ready();
     const message = await this.queue.get({ noAck: this.noAck, accept: this.consumer.accept });
@@ -205,7 +230,11 @@ export class SimpleQueue {
 
   /** Deletes the ready messages (and acknowledges the buffered ones); resolves with how many. */
   async clear(): Promise<number> {
-    const buffered = this.#buffer.splice(0);
+    // Declared first, as kombu's SimpleQueue declares its queue when made: purging a queue
+    // that does not exist yet is a 404 that closes the channel.
+    await this.#ready();
+    const buffered: Message[] = [];
+    for (let message = this.#nextBuffered(); message; message = this.#nextBuffered()) buffered.push(message);
     for (const message of buffered) if (!message.acknowledged) message.ack();
     return buffered.length + (await this.consumer.purge());
   }
