@@ -63,7 +63,12 @@ export interface ConnectionOptions {
   maxBufferedMessages?: number;
   /** Seconds a publish may wait for a reconnect before rejecting with `TimeoutError` (default: no limit). */
   publishTimeout?: number;
+  /** @internal Brokers already resolved (by `clone()`): used as they are, URL and broker options ignored. */
+  [RESOLVED_BROKERS]?: readonly BrokerParams[];
 }
+
+/** @internal The key under which `clone()` hands its resolved brokers to the new Connection. */
+export const RESOLVED_BROKERS: unique symbol = Symbol('kombu-ts.resolvedBrokers');
 
 /** One broker to try, with everything needed to connect (password included: never log it). */
 export interface BrokerParams {
@@ -144,6 +149,12 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
 export function resolveBrokers(urlOrHostname: string | undefined, options: ConnectionOptions): { brokers: BrokerParams[]; failoverStrategy: FailoverStrategy } {
   checkSeconds(options.connectTimeout, 'connectTimeout');
   checkSeconds(options.heartbeat, 'heartbeat');
+  const resolved = options[RESOLVED_BROKERS];
+  if (resolved) {
+    // A clone's brokers, in their order already; `alternates` add brokers, as for any Connection.
+    const more = (options.alternates ?? []).map((url) => fromParts(parseBrokerUrl(url), options));
+    return { brokers: [...resolved.map((b) => ({ ...b, transportOptions: { ...b.transportOptions } })), ...more], failoverStrategy: 'round-robin' };
+  }
   const urls: string[] = [];
   const hostArg = urlOrHostname ?? options.hostname;
   const plain: UrlParts[] = [];
@@ -198,4 +209,27 @@ export function brokerInfo(broker: BrokerParams, all: readonly BrokerParams[], f
     transportOptions: { ...broker.transportOptions },
     uriPrefix: undefined,
   };
+}
+
+/**
+ * The brokers of a clone: every setting of `brokers` (those their URLs gave too: `ssl`,
+ * `heartbeat`, `connect_timeout`, `login_method`, transport options), with `overrides` on top
+ * (kombu's `clone(**kwargs)`: the keywords win).
+ */
+export function cloneBrokers(brokers: readonly BrokerParams[], overrides: ConnectionOptions): BrokerParams[] {
+  checkSeconds(overrides.connectTimeout, 'connectTimeout');
+  checkSeconds(overrides.heartbeat, 'heartbeat');
+  if (overrides.ssl !== undefined) checkTlsOptions(overrides.ssl);
+  return brokers.map((b) => ({
+    ...b,
+    ...(overrides.userid !== undefined ? { userid: overrides.userid } : {}),
+    ...(overrides.password !== undefined ? { password: overrides.password } : {}),
+    ...(overrides.virtualHost !== undefined ? { virtualHost: overrides.virtualHost } : {}),
+    ...(overrides.port !== undefined ? { port: overrides.port } : {}),
+    ...(overrides.ssl !== undefined ? { ssl: overrides.ssl } : {}),
+    ...(overrides.connectTimeout !== undefined ? { connectTimeout: overrides.connectTimeout } : {}),
+    ...(overrides.heartbeat !== undefined ? { heartbeat: overrides.heartbeat } : {}),
+    ...(overrides.loginMethod !== undefined ? { loginMethod: overrides.loginMethod } : {}),
+    transportOptions: { ...b.transportOptions, ...overrides.transportOptions },
+  }));
 }

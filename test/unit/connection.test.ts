@@ -278,6 +278,26 @@ describe('Connection on memory://', () => {
     expect(copy.state).toBe('idle');
   });
 
+  it("clone() and pool members keep the settings the URL's query gave (ssl, heartbeat, timeouts, transport options)", async () => {
+    const conn = connection('amqp://u:pw@rabbit//?ssl=true&heartbeat=7&connect_timeout=2&login_method=AMQPLAIN&queue_name_prefix=dev-;amqp://v:pw2@backup/x?heartbeat=9');
+    const settings = (c: Connection) => c.info();
+    const copy = conn.clone();
+    open.push(copy);
+    expect(settings(copy)).toEqual(settings(conn));
+    expect(copy.info()).toMatchObject({ ssl: true, port: 5671, heartbeat: 7, connectTimeout: 2, loginMethod: 'AMQPLAIN', transportOptions: { queueNamePrefix: 'dev-' } });
+    // kombu's clone(**kwargs): the keywords win over what the URL said.
+    const other = conn.clone({ heartbeat: 1, transportOptions: { extra: true } });
+    open.push(other);
+    expect(other.info()).toMatchObject({ ssl: true, heartbeat: 1, transportOptions: { queueNamePrefix: 'dev-', extra: true } });
+
+    const mem = connection('memory://u:pw@pooled?heartbeat=3&connect_timeout=1.5&visibility_timeout=60');
+    const pool = mem.Pool({ limit: 1 });
+    const member = await pool.acquire();
+    expect(member.info()).toMatchObject({ heartbeat: 3, connectTimeout: 1.5, transportOptions: { visibilityTimeout: 60 } });
+    await member.release();
+    await pool.close();
+  });
+
   it('release() closes a connection outside any pool', async () => {
     const conn = connection('memory://release');
     await conn.connect();
