@@ -106,9 +106,16 @@ function parseQuery(query: string, url: string, parts: UrlParts): void {
         parts[key === 'heartbeat' ? 'heartbeat' : 'connectTimeout'] = n;
         break;
       }
-      case 'ssl':
-        parts.ssl = raw === '' ? true : coerce(raw) === true;
+      case 'ssl': {
+        // kombu passes the text on, so any value but an empty one turns TLS on there: `1`
+        // must not turn it off here. Words that clearly say "off" do; others are refused.
+        const flag = raw === '' ? true : coerce(raw);
+        if (flag !== true && flag !== false && flag !== 1 && flag !== 0) {
+          throw new ConfigurationError(`Broker URL ${maskUrl(url)}: 'ssl' must be true or false (or 1, 0), got '${raw}'.`);
+        }
+        parts.ssl = Boolean(flag);
         break;
+      }
       case 'login_method':
         parts.loginMethod = raw;
         break;

@@ -40,6 +40,17 @@ describe('parseUrl (kombu semantics)', () => {
     expect(parseUrl('amqp://h//?ssl=false&ssl_ca_certs=/ca.pem').ssl).toBe(false);
   });
 
+  it("reads ssl=1 as TLS on (kombu passes '1' on: truthy), ssl=0 as off, and refuses other words", () => {
+    for (const on of ['1', 'true', 'yes', 'on', 'TRUE', '']) {
+      expect(parseUrl(`amqp://h//?ssl=${on}`), on).toMatchObject({ ssl: true, port: 5671 });
+    }
+    for (const off of ['0', 'false', 'no', 'off']) {
+      expect(parseUrl(`amqp://h//?ssl=${off}`), off).toMatchObject({ ssl: false, port: 5672 });
+    }
+    expect(() => parseUrl('amqp://u:topsecret@h//?ssl=required')).toThrow(ConfigurationError);
+    expect(() => parseUrl('amqp://u:topsecret@h//?ssl=required')).toThrow(/'ssl' must be true or false/);
+  });
+
   it('names the default port of the transport, the TLS one when the query asks for TLS', () => {
     expect(parseUrl('amqp://h//').port).toBe(5672);
     expect(parseUrl('amqp://h//?ssl=true').port).toBe(5671);
