@@ -51,6 +51,33 @@ describe('parseUrl (kombu semantics)', () => {
     expect(() => parseUrl('amqp://u:topsecret@h//?ssl=required')).toThrow(/'ssl' must be true or false/);
   });
 
+  it('never shows a hostile password in a malformed-URL error: raw @, space, /, ?, #, an e-mail user', () => {
+    const cases: [string, string][] = [
+      ['amqp://u:top@secret@h:99999//', 'secret'],
+      ['amqp://me@corp.example:topsecret@h:99999//', 'topsecret'],
+      ['amqp://u:top secret@h:99999//', 'secret'],
+      ['amqp://u:topsecret/x@h//', 'topsecret'],
+      ['amqp://u:topsecret?x@h//', 'topsecret'],
+      ['amqp://u:topsecret#x@h//', 'topsecret'],
+      ['amqp://u:top@secret@h//?heartbeat=soon', 'secret'],
+    ];
+    for (const [url, secret] of cases) {
+      const error = (() => {
+        try {
+          parseUrl(url);
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(error, url).toBeInstanceOf(ConfigurationError);
+      expect(`${error?.message} ${error?.stack}`, url).not.toContain(secret);
+    }
+    expect(() => parseUrl('amqp://u:topsecret/x@h//')).toThrow(/must be percent-encoded/);
+    expect(maskUrl('failed: amqp://u:top@secret@h:5672// (and amqp://me@corp.example:topsecret@h2//)'))
+      .toBe('failed: amqp://u:**@h:5672// (and amqp://me@corp.example:**@h2//)');
+  });
+
   it('names the default port of the transport, the TLS one when the query asks for TLS', () => {
     expect(parseUrl('amqp://h//').port).toBe(5672);
     expect(parseUrl('amqp://h//?ssl=true').port).toBe(5671);
