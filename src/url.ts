@@ -71,7 +71,9 @@ const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string
 
 function decode(text: string, what: string, url: string): string {
   try {
-    return decodeURIComponent(text);
+    // A '%' that starts no escape is itself, as in kombu (Python's unquote): a password such
+    // as '50%off' works unencoded. Escapes that decode to no UTF-8 text are still refused.
+    return decodeURIComponent(text.replace(/%(?![0-9a-f]{2})/gi, '%25'));
   } catch (cause) {
     throw new ConfigurationError(`Malformed ${what} in broker URL ${maskOne(url)}: bad percent-encoding.`, { cause });
   }

@@ -78,6 +78,14 @@ describe('parseUrl (kombu semantics)', () => {
       .toBe('failed: amqp://u:**@h:5672// (and amqp://me@corp.example:**@h2//)');
   });
 
+  it("keeps a '%' that starts no escape, as kombu does (a password like '50%off' works unencoded)", () => {
+    expect(parseUrl('amqp://u:50%off@h/v%')).toMatchObject({ userid: 'u', password: '50%off', virtualHost: 'v%' });
+    expect(parseUrl('amqp://u:100%@h//')).toMatchObject({ password: '100%', virtualHost: '/' });
+    expect(parseUrl('amqp://u:a%2Fb%@h//').password).toBe('a/b%');
+    expect(formatUrl({ transport: 'amqp', hostname: 'h', port: 5672, userid: 'u', password: '50%off', virtualHost: '/' }, { includePassword: true }))
+      .toBe('amqp://u:50%25off@h:5672//');
+  });
+
   it('names the default port of the transport, the TLS one when the query asks for TLS', () => {
     expect(parseUrl('amqp://h//').port).toBe(5672);
     expect(parseUrl('amqp://h//?ssl=true').port).toBe(5671);
