@@ -118,6 +118,26 @@ function checkSeconds(value: number | undefined, name: string): void {
   }
 }
 
+/** Options JavaScript callers (or untyped config) can get wrong: refused here, not at connect. */
+function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void {
+  if (urlOrHostname !== undefined && typeof urlOrHostname !== 'string') {
+    throw new ConfigurationError(`The broker URL or host name must be a string, got ${typeof urlOrHostname}.`);
+  }
+  const { port, alternates, failoverStrategy } = options;
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+    throw new ConfigurationError(`port must be a whole number from 1 to 65535, got ${String(port)}.`);
+  }
+  if (alternates !== undefined && !(Array.isArray(alternates) && alternates.every((url) => typeof url === 'string'))) {
+    throw new ConfigurationError('alternates must be an array of broker URLs.');
+  }
+  checkFailoverStrategy(failoverStrategy, 'failoverStrategy');
+}
+
+function checkFailoverStrategy(strategy: unknown, name: string): void {
+  if (strategy === undefined || typeof strategy === 'function' || strategy === 'round-robin' || strategy === 'shuffle') return;
+  throw new ConfigurationError(`Unknown ${name} '${String(strategy)}': use 'round-robin', 'shuffle' or a function.`);
+}
+
 /** The transport name the options ask for (the name of a Transport object, or the string). */
 export function transportName(options: ConnectionOptions): string | undefined {
   const t = options.transport;
@@ -149,6 +169,7 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
 export function resolveBrokers(urlOrHostname: string | undefined, options: ConnectionOptions): { brokers: BrokerParams[]; failoverStrategy: FailoverStrategy } {
   checkSeconds(options.connectTimeout, 'connectTimeout');
   checkSeconds(options.heartbeat, 'heartbeat');
+  checkOptions(urlOrHostname, options);
   const resolved = options[RESOLVED_BROKERS];
   if (resolved) {
     // A clone's brokers, in their order already; `alternates` add brokers, as for any Connection.
@@ -171,6 +192,7 @@ export function resolveBrokers(urlOrHostname: string | undefined, options: Conne
   const parsed = [...plain, ...urls.map((url) => parseBrokerUrl(url))];
   let failoverStrategy: FailoverStrategy = options.failoverStrategy ?? 'round-robin';
   const fromUrl = parsed[0]?.failoverStrategy;
+  checkFailoverStrategy(fromUrl, 'failover_strategy');
   if (options.failoverStrategy === undefined && fromUrl !== undefined) failoverStrategy = fromUrl as FailoverStrategy;
   return { brokers: inFailoverOrder(parsed.map((parts) => fromParts(parts, options)), failoverStrategy), failoverStrategy };
 }

@@ -339,6 +339,28 @@ describe('Connection construction', () => {
     expect(() => new Connection('memory://x', { connectTimeout: -1 })).toThrow(ConfigurationError);
   });
 
+  it('refuses bad option values with a ConfigurationError at construction, never a TypeError or RangeError later', () => {
+    const bad: [unknown, ConstructorParameters<typeof Connection>[1], RegExp][] = [
+      [42, {}, /must be a string, got number/],
+      ['memory://x', { port: 99999 }, /port must be a whole number from 1 to 65535, got 99999/],
+      ['memory://x', { port: -1 }, /port/],
+      ['memory://x', { port: '5672' as never }, /port/],
+      ['memory://x', { alternates: 'memory://y' as never }, /alternates must be an array/],
+      ['memory://x', { failoverStrategy: 'random' as never }, /Unknown failoverStrategy 'random'/],
+      ['memory://x?failover_strategy=random', {}, /Unknown failover_strategy 'random'/],
+    ];
+    for (const [url, options, message] of bad) {
+      let error: unknown;
+      try {
+        void new Connection(url as string, options).close();
+      } catch (e) {
+        error = e;
+      }
+      expect(error, String(message)).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toMatch(message);
+    }
+  });
+
   it('a channel on a closing connection is refused with IllegalStateError', async () => {
     const conn = new Connection('memory://refuse');
     await conn.connect();
