@@ -138,6 +138,26 @@ function checkFailoverStrategy(strategy: unknown, name: string): void {
   throw new ConfigurationError(`Unknown ${name} '${String(strategy)}': use 'round-robin', 'shuffle' or a function.`);
 }
 
+/**
+ * A host given without a scheme: `host`, `host:port`, an IPv6 address (`::1`, `[::1]:5673`).
+ * Anything more (user info, a path) is refused without being echoed: it may hold a password,
+ * and as a host name it would be shown everywhere unmasked.
+ */
+function plainHost(host: string): { hostname: string; port: number | undefined } {
+  if (/[\s/\\@?#]/.test(host)) {
+    throw new ConfigurationError("A host name without a scheme holds no user, password or path: write a URL, 'amqp://user:password@host:5672/vhost'.");
+  }
+  const v6 = /^\[([^\]]*)\](?::(.*))?$/.exec(host);
+  const colons = host.split(':').length - 1;
+  const [hostname, portText] = v6 ? [v6[1] ?? '', v6[2]] : colons === 1 ? host.split(':') : [host, undefined];
+  if (portText === undefined || portText === '') return { hostname: hostname ?? host, port: undefined };
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    throw new ConfigurationError(`Host '${host}': port '${portText}' is not a number from 1 to 65535.`);
+  }
+  return { hostname: hostname ?? host, port };
+}
+
 /** The transport name the options ask for (the name of a Transport object, or the string). */
 export function transportName(options: ConnectionOptions): string | undefined {
   const t = options.transport;
@@ -185,7 +205,7 @@ export function resolveBrokers(urlOrHostname: string | undefined, options: Conne
     const transport = transportName(options) ?? 'amqp';
     if (typeof options.transport === 'string' || options.transport === undefined) checkScheme(transport);
     for (const host of splitHosts(hostArg ?? 'localhost')) {
-      plain.push({ transport, hostname: host, port: undefined, userid: undefined, password: undefined, virtualHost: undefined });
+      plain.push({ transport, ...plainHost(host), userid: undefined, password: undefined, virtualHost: undefined });
     }
   }
   urls.push(...(options.alternates ?? []));

@@ -361,6 +361,34 @@ describe('Connection construction', () => {
     }
   });
 
+  it('reads a host given without a scheme as host[:port], and refuses user info there without echoing it', () => {
+    for (const [host, hostname, port, uri] of [
+      ['rabbit:5673', 'rabbit', 5673, 'amqp://guest:**@rabbit:5673//'],
+      ['rabbit', 'rabbit', 5672, 'amqp://guest:**@rabbit:5672//'],
+      ['::1', '::1', 5672, 'amqp://guest:**@[::1]:5672//'],
+      ['[::1]:5673', '::1', 5673, 'amqp://guest:**@[::1]:5673//'],
+    ] as const) {
+      const conn = new Connection(host);
+      expect(conn.info(), host).toMatchObject({ hostname, port });
+      expect(conn.asUri()).toBe(uri);
+      void conn.close();
+    }
+    const multi = new Connection('a:5680;b');
+    expect(multi.alt).toEqual(['amqp://guest:**@a:5680//', 'amqp://guest:**@b:5672//']);
+    void multi.close();
+    for (const host of ['guest:s3cr3t-pw@rabbit:5672//', 'guest:s3cr3t-pw@rabbit']) {
+      let error: unknown;
+      try {
+        void new Connection(host).close();
+      } catch (e) {
+        error = e;
+      }
+      expect(error, host).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).not.toContain('s3cr3t-pw');
+    }
+    expect(() => new Connection('rabbit:huge')).toThrow(/port 'huge'/);
+  });
+
   it('a channel on a closing connection is refused with IllegalStateError', async () => {
     const conn = new Connection('memory://refuse');
     await conn.connect();
