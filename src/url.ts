@@ -238,7 +238,11 @@ function parseOne(original: string): UrlParts {
     hostname = colon >= 0 ? hostport.slice(0, colon) : hostport;
     portText = colon >= 0 ? hostport.slice(colon + 1) : undefined;
   }
+  const bracketed = hostport.startsWith('[');
   hostname = decode(hostname, 'host name', original);
+  if (!bracketed && hostname.includes(':')) {
+    throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: invalid host name '${hostname}' (one ':port' at most; an IPv6 address goes in brackets, '[::1]:5672').`);
+  }
   if (/[\s/\\@]/.test(hostname)) {
     throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: invalid host name '${hostname}'.`);
   }

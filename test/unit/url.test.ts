@@ -109,6 +109,8 @@ describe('parseUrl (kombu semantics)', () => {
       ['zzzzzz://h', /Known transports/],
       ['amqp://u:topsecret@h:70000//', /port '70000'/],
       ['amqp://u:topsecret@h:abc//', /port 'abc'/],
+      ['amqp://u:topsecret@h:5672:5673//', /invalid host name 'h:5672'.*one ':port' at most/],
+      ['amqp://u:topsecret@::1:5672//', /an IPv6 address goes in brackets/],
       ['redis://u:topsecret@h/db', /database must be a number/],
       ['amqp://u:topsecret@h/%E0%A4%A', /bad percent-encoding/],
       ['amqp://u:topsecret@[::1//', /unclosed/],
