@@ -101,6 +101,8 @@ function parseQuery(query: string, url: string, parts: UrlParts): void {
     switch (key) {
       case 'heartbeat':
       case 'connect_timeout': {
+        // kombu drops a blank value (parse_qsl): the option, or the default, applies.
+        if (raw.trim() === '') break;
         const n = Number(raw);
         if (!Number.isFinite(n) || n < 0) {
           throw new ConfigurationError(`Broker URL ${maskOne(url)}: '${key}' must be a number of seconds, got '${raw}'.`);

@@ -326,6 +326,12 @@ describe('Connection construction', () => {
     void own.close();
   });
 
+  it("a blank heartbeat= or connect_timeout= in the URL is no value (kombu drops it): the options apply", () => {
+    const conn = new Connection('memory://blank?heartbeat=&connect_timeout=', { heartbeat: 30, connectTimeout: 2 });
+    expect(conn.info()).toMatchObject({ heartbeat: 30, connectTimeout: 2 });
+    void conn.close();
+  });
+
   it('a plain hostname uses the transport option', () => {
     const conn = new Connection('broker.local', { transport: 'redis', virtualHost: '2' });
     expect(conn.info()).toMatchObject({ transport: 'redis', hostname: 'broker.local', port: 6379, virtualHost: '2' });
