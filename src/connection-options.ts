@@ -63,7 +63,12 @@ export interface ConnectionOptions {
   maxBufferedMessages?: number;
   /** Seconds a publish may wait for a reconnect before rejecting with `TimeoutError` (default: no limit). */
   publishTimeout?: number;
+  /** @internal Brokers already resolved (by `clone()`): used as they are, URL and broker options ignored. */
+  [RESOLVED_BROKERS]?: readonly BrokerParams[];
 }
+
+/** @internal The key under which `clone()` hands its resolved brokers to the new Connection. */
+export const RESOLVED_BROKERS: unique symbol = Symbol('kombu-ts.resolvedBrokers');
 
 /** One broker to try, with everything needed to connect (password included: never log it). */
 export interface BrokerParams {
@@ -113,6 +118,46 @@ function checkSeconds(value: number | undefined, name: string): void {
   }
 }
 
+/** Options JavaScript callers (or untyped config) can get wrong: refused here, not at connect. */
+function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void {
+  if (urlOrHostname !== undefined && typeof urlOrHostname !== 'string') {
+    throw new ConfigurationError(`The broker URL or host name must be a string, got ${typeof urlOrHostname}.`);
+  }
+  const { port, alternates, failoverStrategy } = options;
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+    throw new ConfigurationError(`port must be a whole number from 1 to 65535, got ${String(port)}.`);
+  }
+  if (alternates !== undefined && !(Array.isArray(alternates) && alternates.every((url) => typeof url === 'string'))) {
+    throw new ConfigurationError('alternates must be an array of broker URLs.');
+  }
+  checkFailoverStrategy(failoverStrategy, 'failoverStrategy');
+}
+
+function checkFailoverStrategy(strategy: unknown, name: string): void {
+  if (strategy === undefined || typeof strategy === 'function' || strategy === 'round-robin' || strategy === 'shuffle') return;
+  throw new ConfigurationError(`Unknown ${name} '${String(strategy)}': use 'round-robin', 'shuffle' or a function.`);
+}
+
+/**
+ * A host given without a scheme: `host`, `host:port`, an IPv6 address (`::1`, `[::1]:5673`).
+ * Anything more (user info, a path) is refused without being echoed: it may hold a password,
+ * and as a host name it would be shown everywhere unmasked.
+ */
+function plainHost(host: string): { hostname: string; port: number | undefined } {
+  if (/[\s/\\@?#]/.test(host)) {
+    throw new ConfigurationError("A host name without a scheme holds no user, password or path: write a URL, 'amqp://user:password@host:5672/vhost'.");
+  }
+  const v6 = /^\[([^\]]*)\](?::(.*))?$/.exec(host);
+  const colons = host.split(':').length - 1;
+  const [hostname, portText] = v6 ? [v6[1] ?? '', v6[2]] : colons === 1 ? host.split(':') : [host, undefined];
+  if (portText === undefined || portText === '') return { hostname: hostname ?? host, port: undefined };
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+    throw new ConfigurationError(`Host '${host}': port '${portText}' is not a number from 1 to 65535.`);
+  }
+  return { hostname: hostname ?? host, port };
+}
+
 /** The transport name the options ask for (the name of a Transport object, or the string). */
 export function transportName(options: ConnectionOptions): string | undefined {
   const t = options.transport;
@@ -144,6 +189,13 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
 export function resolveBrokers(urlOrHostname: string | undefined, options: ConnectionOptions): { brokers: BrokerParams[]; failoverStrategy: FailoverStrategy } {
   checkSeconds(options.connectTimeout, 'connectTimeout');
   checkSeconds(options.heartbeat, 'heartbeat');
+  checkOptions(urlOrHostname, options);
+  const resolved = options[RESOLVED_BROKERS];
+  if (resolved) {
+    // A clone's brokers, in their order already; `alternates` add brokers, as for any Connection.
+    const more = (options.alternates ?? []).map((url) => fromParts(parseBrokerUrl(url), options));
+    return { brokers: [...resolved.map((b) => ({ ...b, transportOptions: { ...b.transportOptions } })), ...more], failoverStrategy: 'round-robin' };
+  }
   const urls: string[] = [];
   const hostArg = urlOrHostname ?? options.hostname;
   const plain: UrlParts[] = [];
@@ -153,13 +205,14 @@ export function resolveBrokers(urlOrHostname: string | undefined, options: Conne
     const transport = transportName(options) ?? 'amqp';
     if (typeof options.transport === 'string' || options.transport === undefined) checkScheme(transport);
     for (const host of splitHosts(hostArg ?? 'localhost')) {
-      plain.push({ transport, hostname: host, port: undefined, userid: undefined, password: undefined, virtualHost: undefined });
+      plain.push({ transport, ...plainHost(host), userid: undefined, password: undefined, virtualHost: undefined });
     }
   }
   urls.push(...(options.alternates ?? []));
   const parsed = [...plain, ...urls.map((url) => parseBrokerUrl(url))];
   let failoverStrategy: FailoverStrategy = options.failoverStrategy ?? 'round-robin';
   const fromUrl = parsed[0]?.failoverStrategy;
+  checkFailoverStrategy(fromUrl, 'failover_strategy');
   if (options.failoverStrategy === undefined && fromUrl !== undefined) failoverStrategy = fromUrl as FailoverStrategy;
   return { brokers: inFailoverOrder(parsed.map((parts) => fromParts(parts, options)), failoverStrategy), failoverStrategy };
 }
@@ -198,4 +251,27 @@ export function brokerInfo(broker: BrokerParams, all: readonly BrokerParams[], f
     transportOptions: { ...broker.transportOptions },
     uriPrefix: undefined,
   };
+}
+
+/**
+ * The brokers of a clone: every setting of `brokers` (those their URLs gave too: `ssl`,
+ * `heartbeat`, `connect_timeout`, `login_method`, transport options), with `overrides` on top
+ * (kombu's `clone(**kwargs)`: the keywords win).
+ */
+export function cloneBrokers(brokers: readonly BrokerParams[], overrides: ConnectionOptions): BrokerParams[] {
+  checkSeconds(overrides.connectTimeout, 'connectTimeout');
+  checkSeconds(overrides.heartbeat, 'heartbeat');
+  if (overrides.ssl !== undefined) checkTlsOptions(overrides.ssl);
+  return brokers.map((b) => ({
+    ...b,
+    ...(overrides.userid !== undefined ? { userid: overrides.userid } : {}),
+    ...(overrides.password !== undefined ? { password: overrides.password } : {}),
+    ...(overrides.virtualHost !== undefined ? { virtualHost: overrides.virtualHost } : {}),
+    ...(overrides.port !== undefined ? { port: overrides.port } : {}),
+    ...(overrides.ssl !== undefined ? { ssl: overrides.ssl } : {}),
+    ...(overrides.connectTimeout !== undefined ? { connectTimeout: overrides.connectTimeout } : {}),
+    ...(overrides.heartbeat !== undefined ? { heartbeat: overrides.heartbeat } : {}),
+    ...(overrides.loginMethod !== undefined ? { loginMethod: overrides.loginMethod } : {}),
+    transportOptions: { ...b.transportOptions, ...overrides.transportOptions },
+  }));
 }

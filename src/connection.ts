@@ -20,7 +20,7 @@ import type { Queue } from './queue.js';
 import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
-import { brokerInfo, brokerUri, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
+import { brokerInfo, brokerUri, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { DEFAULT_RETRY_SCHEDULE, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
@@ -391,11 +391,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return new ChannelPool(this, options);
   }
 
-  /** A new, unconnected Connection with the same settings (and `overrides`). */
+  /**
+   * A new, unconnected Connection with the same settings (those its URLs gave too: `ssl`,
+   * `heartbeat`, transport options...) and `overrides` on top. A `hostname` override names
+   * other brokers: they are resolved afresh; `alternates` add brokers.
+   */
   clone(overrides: ConnectionOptions = {}): Connection {
-    const urls = this.#brokers.map((b) => brokerUri(b, true)).join(';');
-    const { alternates: _ignored, ...rest } = this.#options;
-    return new Connection(urls, { ...rest, failoverStrategy: 'round-robin', ...overrides });
+    const { alternates: _ignored, [RESOLVED_BROKERS]: _resolved, ...rest } = this.#options;
+    if (overrides.hostname !== undefined) {
+      return new Connection(undefined, { ...rest, ...overrides });
+    }
+    return new Connection(undefined, { ...rest, failoverStrategy: 'round-robin', ...overrides, [RESOLVED_BROKERS]: cloneBrokers(this.#brokers, overrides) });
   }
 
   /** The URL of the broker in use; the password is `**` unless `includePassword`. */

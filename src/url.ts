@@ -55,7 +55,7 @@ const SSL_KEYS: Record<string, string> = {
 };
 
 function sslValue(key: string, raw: string, url: string): unknown {
-  const where = `Broker URL ${maskUrl(url)}: '${key}'`;
+  const where = `Broker URL ${maskOne(url)}: '${key}'`;
   if (key === 'ssl_cert_reqs') return certReqsToRejectUnauthorized(raw, where);
   if (key === 'ssl_check_hostname') {
     const flag = raw === '' ? true : coerce(raw);
@@ -71,9 +71,11 @@ const camel = (key: string): string => key.replace(/_([a-z0-9])/g, (_, c: string
 
 function decode(text: string, what: string, url: string): string {
   try {
-    return decodeURIComponent(text);
+    // A '%' that starts no escape is itself, as in kombu (Python's unquote): a password such
+    // as '50%off' works unencoded. Escapes that decode to no UTF-8 text are still refused.
+    return decodeURIComponent(text.replace(/%(?![0-9a-f]{2})/gi, '%25'));
   } catch (cause) {
-    throw new ConfigurationError(`Malformed ${what} in broker URL ${maskUrl(url)}: bad percent-encoding.`, { cause });
+    throw new ConfigurationError(`Malformed ${what} in broker URL ${maskOne(url)}: bad percent-encoding.`, { cause });
   }
 }
 
@@ -99,16 +101,25 @@ function parseQuery(query: string, url: string, parts: UrlParts): void {
     switch (key) {
       case 'heartbeat':
       case 'connect_timeout': {
+        // kombu drops a blank value (parse_qsl): the option, or the default, applies.
+        if (raw.trim() === '') break;
         const n = Number(raw);
         if (!Number.isFinite(n) || n < 0) {
-          throw new ConfigurationError(`Broker URL ${maskUrl(url)}: '${key}' must be a number of seconds, got '${raw}'.`);
+          throw new ConfigurationError(`Broker URL ${maskOne(url)}: '${key}' must be a number of seconds, got '${raw}'.`);
         }
         parts[key === 'heartbeat' ? 'heartbeat' : 'connectTimeout'] = n;
         break;
       }
-      case 'ssl':
-        parts.ssl = raw === '' ? true : coerce(raw) === true;
+      case 'ssl': {
+        // kombu passes the text on, so any value but an empty one turns TLS on there: `1`
+        // must not turn it off here. Words that clearly say "off" do; others are refused.
+        const flag = raw === '' ? true : coerce(raw);
+        if (flag !== true && flag !== false && flag !== 1 && flag !== 0) {
+          throw new ConfigurationError(`Broker URL ${maskOne(url)}: 'ssl' must be true or false (or 1, 0), got '${raw}'.`);
+        }
+        parts.ssl = Boolean(flag);
         break;
+      }
       case 'login_method':
         parts.loginMethod = raw;
         break;
@@ -176,11 +187,11 @@ function parseOne(original: string): UrlParts {
   let url = original.trim();
   const sep = url.indexOf('://');
   if (sep <= 0) {
-    throw new ConfigurationError(`Malformed broker URL ${maskUrl(url)}: expected 'transport://host', e.g. 'amqp://guest:guest@localhost:5672//'.`);
+    throw new ConfigurationError(`Malformed broker URL ${maskOne(url)}: expected 'transport://host', e.g. 'amqp://guest:guest@localhost:5672//'.`);
   }
   let scheme = url.slice(0, sep).toLowerCase();
   if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) {
-    throw new ConfigurationError(`Malformed broker URL ${maskUrl(url)}: '${scheme}' is not a valid scheme.`);
+    throw new ConfigurationError(`Malformed broker URL ${maskOne(url)}: '${scheme}' is not a valid scheme.`);
   }
   let transport = scheme;
   const plus = scheme.indexOf('+');
@@ -219,25 +230,34 @@ function parseOne(original: string): UrlParts {
   let portText: string | undefined;
   if (hostport.startsWith('[')) {
     const close = hostport.indexOf(']');
-    if (close < 0) throw new ConfigurationError(`Malformed broker URL ${maskUrl(original)}: unclosed '[' in IPv6 host.`);
+    if (close < 0) throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: unclosed '[' in IPv6 host.`);
     hostname = hostport.slice(1, close);
     const tail = hostport.slice(close + 1);
-    if (tail !== '' && !tail.startsWith(':')) throw new ConfigurationError(`Malformed broker URL ${maskUrl(original)}: unexpected '${tail}' after IPv6 host.`);
+    if (tail !== '' && !tail.startsWith(':')) throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: unexpected '${tail}' after IPv6 host.`);
     portText = tail ? tail.slice(1) : undefined;
   } else {
     const colon = hostport.lastIndexOf(':');
     hostname = colon >= 0 ? hostport.slice(0, colon) : hostport;
     portText = colon >= 0 ? hostport.slice(colon + 1) : undefined;
   }
+  const bracketed = hostport.startsWith('[');
   hostname = decode(hostname, 'host name', original);
+  if (!bracketed && hostname.includes(':')) {
+    throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: invalid host name '${hostname}' (one ':port' at most; an IPv6 address goes in brackets, '[::1]:5672').`);
+  }
   if (/[\s/\\@]/.test(hostname)) {
-    throw new ConfigurationError(`Malformed broker URL ${maskUrl(original)}: invalid host name '${hostname}'.`);
+    throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: invalid host name '${hostname}'.`);
   }
   let port: number | undefined;
   if (portText !== undefined && portText !== '') {
     port = Number(portText);
     if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
-      throw new ConfigurationError(`Malformed broker URL ${maskUrl(original)}: port '${portText}' is not a number from 1 to 65535.`);
+      // No '@' in the authority but one further on: a '/', '?' or '#' in the password cut the
+      // URL short, and what looks like a port is the password's start. Never echo it.
+      if (at < 0 && afterScheme.indexOf('@', authority.length) >= 0) {
+        throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: a '/', '?' or '#' in the user name or password must be percent-encoded (%2F, %3F, %23).`);
+      }
+      throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: port '${portText}' is not a number from 1 to 65535.`);
     }
   }
 
@@ -250,7 +270,7 @@ function parseOne(original: string): UrlParts {
     if (virtualHost !== undefined) {
       virtualHost = virtualHost.replace(/\/$/, '');
       if (!/^\d+$/.test(virtualHost)) {
-        throw new ConfigurationError(`Malformed broker URL ${maskUrl(original)}: the Redis database must be a number, got '${virtualHost}'.`);
+        throw new ConfigurationError(`Malformed broker URL ${maskOne(original)}: the Redis database must be a number, got '${virtualHost}'.`);
       }
     }
   }
@@ -277,7 +297,17 @@ function parseOne(original: string): UrlParts {
  * ```
  */
 export function maskUrl(url: string): string {
-  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^:@/;\s]*):([^@;\s]*)@/gi, (_, head: string) => `${head}:**@`);
+  // The user may hold an '@' (an e-mail address) and the password any character: what runs up
+  // to the last '@' of the URL is masked, as kombu's parser (the last '@' ends the user info).
+  return url.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/;\s]*):([^;\s]*)@/gi, (_, head: string) => `${head}:**@`);
+}
+
+/**
+ * `maskUrl()` for the one broker URL being parsed, which may be broken anywhere: everything
+ * from the first ':' after the user to the last '@' is masked, spaces included.
+ */
+function maskOne(url: string): string {
+  return url.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/[^:/;]*):[\s\S]*@/i, (_, head: string) => `${head}:**@`);
 }
 
 /** The pieces `formatUrl()` needs. */

@@ -278,6 +278,26 @@ describe('Connection on memory://', () => {
     expect(copy.state).toBe('idle');
   });
 
+  it("clone() and pool members keep the settings the URL's query gave (ssl, heartbeat, timeouts, transport options)", async () => {
+    const conn = connection('amqp://u:pw@rabbit//?ssl=true&heartbeat=7&connect_timeout=2&login_method=AMQPLAIN&queue_name_prefix=dev-;amqp://v:pw2@backup/x?heartbeat=9');
+    const settings = (c: Connection) => c.info();
+    const copy = conn.clone();
+    open.push(copy);
+    expect(settings(copy)).toEqual(settings(conn));
+    expect(copy.info()).toMatchObject({ ssl: true, port: 5671, heartbeat: 7, connectTimeout: 2, loginMethod: 'AMQPLAIN', transportOptions: { queueNamePrefix: 'dev-' } });
+    // kombu's clone(**kwargs): the keywords win over what the URL said.
+    const other = conn.clone({ heartbeat: 1, transportOptions: { extra: true } });
+    open.push(other);
+    expect(other.info()).toMatchObject({ ssl: true, heartbeat: 1, transportOptions: { queueNamePrefix: 'dev-', extra: true } });
+
+    const mem = connection('memory://u:pw@pooled?heartbeat=3&connect_timeout=1.5&visibility_timeout=60');
+    const pool = mem.Pool({ limit: 1 });
+    const member = await pool.acquire();
+    expect(member.info()).toMatchObject({ heartbeat: 3, connectTimeout: 1.5, transportOptions: { visibilityTimeout: 60 } });
+    await member.release();
+    await pool.close();
+  });
+
   it('release() closes a connection outside any pool', async () => {
     const conn = connection('memory://release');
     await conn.connect();
@@ -306,6 +326,12 @@ describe('Connection construction', () => {
     void own.close();
   });
 
+  it("a blank heartbeat= or connect_timeout= in the URL is no value (kombu drops it): the options apply", () => {
+    const conn = new Connection('memory://blank?heartbeat=&connect_timeout=', { heartbeat: 30, connectTimeout: 2 });
+    expect(conn.info()).toMatchObject({ heartbeat: 30, connectTimeout: 2 });
+    void conn.close();
+  });
+
   it('a plain hostname uses the transport option', () => {
     const conn = new Connection('broker.local', { transport: 'redis', virtualHost: '2' });
     expect(conn.info()).toMatchObject({ transport: 'redis', hostname: 'broker.local', port: 6379, virtualHost: '2' });
@@ -317,6 +343,56 @@ describe('Connection construction', () => {
     expect(() => new Connection('amqq://localhost')).toThrow(/Did you mean 'amqp'/);
     expect(() => new Connection('amqp://localhost:99999')).toThrow(/port/);
     expect(() => new Connection('memory://x', { connectTimeout: -1 })).toThrow(ConfigurationError);
+  });
+
+  it('refuses bad option values with a ConfigurationError at construction, never a TypeError or RangeError later', () => {
+    const bad: [unknown, ConstructorParameters<typeof Connection>[1], RegExp][] = [
+      [42, {}, /must be a string, got number/],
+      ['memory://x', { port: 99999 }, /port must be a whole number from 1 to 65535, got 99999/],
+      ['memory://x', { port: -1 }, /port/],
+      ['memory://x', { port: '5672' as never }, /port/],
+      ['memory://x', { alternates: 'memory://y' as never }, /alternates must be an array/],
+      ['memory://x', { failoverStrategy: 'random' as never }, /Unknown failoverStrategy 'random'/],
+      ['memory://x?failover_strategy=random', {}, /Unknown failover_strategy 'random'/],
+    ];
+    for (const [url, options, message] of bad) {
+      let error: unknown;
+      try {
+        void new Connection(url as string, options).close();
+      } catch (e) {
+        error = e;
+      }
+      expect(error, String(message)).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toMatch(message);
+    }
+  });
+
+  it('reads a host given without a scheme as host[:port], and refuses user info there without echoing it', () => {
+    for (const [host, hostname, port, uri] of [
+      ['rabbit:5673', 'rabbit', 5673, 'amqp://guest:**@rabbit:5673//'],
+      ['rabbit', 'rabbit', 5672, 'amqp://guest:**@rabbit:5672//'],
+      ['::1', '::1', 5672, 'amqp://guest:**@[::1]:5672//'],
+      ['[::1]:5673', '::1', 5673, 'amqp://guest:**@[::1]:5673//'],
+    ] as const) {
+      const conn = new Connection(host);
+      expect(conn.info(), host).toMatchObject({ hostname, port });
+      expect(conn.asUri()).toBe(uri);
+      void conn.close();
+    }
+    const multi = new Connection('a:5680;b');
+    expect(multi.alt).toEqual(['amqp://guest:**@a:5680//', 'amqp://guest:**@b:5672//']);
+    void multi.close();
+    for (const host of ['guest:s3cr3t-pw@rabbit:5672//', 'guest:s3cr3t-pw@rabbit']) {
+      let error: unknown;
+      try {
+        void new Connection(host).close();
+      } catch (e) {
+        error = e;
+      }
+      expect(error, host).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).not.toContain('s3cr3t-pw');
+    }
+    expect(() => new Connection('rabbit:huge')).toThrow(/port 'huge'/);
   });
 
   it('a channel on a closing connection is refused with IllegalStateError', async () => {

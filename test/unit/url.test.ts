@@ -40,6 +40,52 @@ describe('parseUrl (kombu semantics)', () => {
     expect(parseUrl('amqp://h//?ssl=false&ssl_ca_certs=/ca.pem').ssl).toBe(false);
   });
 
+  it("reads ssl=1 as TLS on (kombu passes '1' on: truthy), ssl=0 as off, and refuses other words", () => {
+    for (const on of ['1', 'true', 'yes', 'on', 'TRUE', '']) {
+      expect(parseUrl(`amqp://h//?ssl=${on}`), on).toMatchObject({ ssl: true, port: 5671 });
+    }
+    for (const off of ['0', 'false', 'no', 'off']) {
+      expect(parseUrl(`amqp://h//?ssl=${off}`), off).toMatchObject({ ssl: false, port: 5672 });
+    }
+    expect(() => parseUrl('amqp://u:topsecret@h//?ssl=required')).toThrow(ConfigurationError);
+    expect(() => parseUrl('amqp://u:topsecret@h//?ssl=required')).toThrow(/'ssl' must be true or false/);
+  });
+
+  it('never shows a hostile password in a malformed-URL error: raw @, space, /, ?, #, an e-mail user', () => {
+    const cases: [string, string][] = [
+      ['amqp://u:top@secret@h:99999//', 'secret'],
+      ['amqp://me@corp.example:topsecret@h:99999//', 'topsecret'],
+      ['amqp://u:top secret@h:99999//', 'secret'],
+      ['amqp://u:topsecret/x@h//', 'topsecret'],
+      ['amqp://u:topsecret?x@h//', 'topsecret'],
+      ['amqp://u:topsecret#x@h//', 'topsecret'],
+      ['amqp://u:top@secret@h//?heartbeat=soon', 'secret'],
+    ];
+    for (const [url, secret] of cases) {
+      const error = (() => {
+        try {
+          parseUrl(url);
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(error, url).toBeInstanceOf(ConfigurationError);
+      expect(`${error?.message} ${error?.stack}`, url).not.toContain(secret);
+    }
+    expect(() => parseUrl('amqp://u:topsecret/x@h//')).toThrow(/must be percent-encoded/);
+    expect(maskUrl('failed: amqp://u:top@secret@h:5672// (and amqp://me@corp.example:topsecret@h2//)'))
+      .toBe('failed: amqp://u:**@h:5672// (and amqp://me@corp.example:**@h2//)');
+  });
+
+  it("keeps a '%' that starts no escape, as kombu does (a password like '50%off' works unencoded)", () => {
+    expect(parseUrl('amqp://u:50%off@h/v%')).toMatchObject({ userid: 'u', password: '50%off', virtualHost: 'v%' });
+    expect(parseUrl('amqp://u:100%@h//')).toMatchObject({ password: '100%', virtualHost: '/' });
+    expect(parseUrl('amqp://u:a%2Fb%@h//').password).toBe('a/b%');
+    expect(formatUrl({ transport: 'amqp', hostname: 'h', port: 5672, userid: 'u', password: '50%off', virtualHost: '/' }, { includePassword: true }))
+      .toBe('amqp://u:50%25off@h:5672//');
+  });
+
   it('names the default port of the transport, the TLS one when the query asks for TLS', () => {
     expect(parseUrl('amqp://h//').port).toBe(5672);
     expect(parseUrl('amqp://h//?ssl=true').port).toBe(5671);
@@ -63,6 +109,8 @@ describe('parseUrl (kombu semantics)', () => {
       ['zzzzzz://h', /Known transports/],
       ['amqp://u:topsecret@h:70000//', /port '70000'/],
       ['amqp://u:topsecret@h:abc//', /port 'abc'/],
+      ['amqp://u:topsecret@h:5672:5673//', /invalid host name 'h:5672'.*one ':port' at most/],
+      ['amqp://u:topsecret@::1:5672//', /an IPv6 address goes in brackets/],
       ['redis://u:topsecret@h/db', /database must be a number/],
       ['amqp://u:topsecret@h/%E0%A4%A', /bad percent-encoding/],
       ['amqp://u:topsecret@[::1//', /unclosed/],
