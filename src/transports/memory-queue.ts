@@ -44,6 +44,10 @@ export interface MemoryConsumer {
   readonly noAck: boolean;
   readonly exclusive: boolean;
   readonly onMessage: (message: RawMessage) => void;
+  /** The channel's per-consumer prefetch (qos global=false) when the consumer started; 0 = none. */
+  readonly prefetch: number;
+  /** Its deliveries not yet acked (noAck deliveries never count). */
+  unacked: number;
 }
 
 /** A double-ended queue on a growable ring buffer: O(1) at both ends. */
