@@ -5,8 +5,9 @@
  * - Priorities are buckets (one deque per level up to `x-max-priority`), read highest first;
  *   a message's priority is capped at the maximum, as RabbitMQ does.
  * - TTL (`x-message-ttl` and per-message `expiration`) is fixed when the message enters the
- *   queue, and expired messages are discarded lazily, when they reach the head of the queue
- *   (RabbitMQ's rule for per-message TTL). No timer per message: nothing to leak.
+ *   queue, and expired messages are discarded when they reach the head of the queue (RabbitMQ's
+ *   rule for per-message TTL). No timer per message: the broker keeps one per queue whose
+ *   expired messages must be dead-lettered on time (see memory-vhost.ts).
  * - `x-max-length` drops from the head (the oldest of the lowest priority first) and hands the
  *   dropped messages back so the broker can dead-letter them.
  * - Consumers are served round-robin; the broker asks each consumer's channel whether it may
@@ -212,6 +213,27 @@ export class MemoryQueue {
       }
     }
     return undefined;
+  }
+
+  /** When the earliest head of a priority level expires (RabbitMQ expires messages at the head). */
+  nextExpiry(): number | undefined {
+    let earliest: number | undefined;
+    for (const bucket of this.buckets) {
+      const at = bucket.peek()?.expiresAt;
+      if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
+    }
+    return earliest;
+  }
+
+  /** Removes the expired messages at the heads of the priority levels, handing them to `onExpired`. */
+  expireHeads(now: number, onExpired: (message: StoredMessage) => void): void {
+    for (const bucket of this.buckets) {
+      for (let head = bucket.peek(); head?.expiresAt !== undefined && now >= head.expiresAt; head = bucket.peek()) {
+        bucket.shift();
+        this.size--;
+        onExpired(head);
+      }
+    }
   }
 
   /** Reaps every expired message, wherever it is (used where an exact count matters). */

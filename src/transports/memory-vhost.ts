@@ -3,6 +3,12 @@
  * rules for declaring, binding, routing (alternate exchanges included) and dead-lettering.
  * Publishing only enqueues; the {@link DeliveryPump} feeds consumers later.
  *
+ * Expired messages that have somewhere to go (`x-dead-letter-exchange`) are dead-lettered on
+ * time, as RabbitMQ does, even if nobody touches their queue (the TTL + DLX delayed-retry
+ * pattern): such a queue has one timer, armed for the earliest expiry at its heads, unref'd,
+ * and cleared when the queue is deleted or the broker reset. Other expired messages are only
+ * dropped, lazily, which nobody can tell apart.
+ *
  * Errors are thrown as {@link BrokerRefusal} (AMQP code + RabbitMQ-like text); the channel
  * that made the request turns them into `ChannelError` and closes, as AMQP does.
  */
@@ -56,6 +62,8 @@ export class MemoryVhost {
   private readonly exchanges = new Map<string, Exchange>();
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly pump: DeliveryPump;
+  /** Per queue with a dead-letter exchange: the timer that dead-letters its expired heads. */
+  private readonly expiryTimers = new Map<MemoryQueue, { at: number; timer: NodeJS.Timeout }>();
 
   constructor(readonly now: () => number) {
     this.pump = new DeliveryPump(now, (queue, message) => this.deadLetter(queue, message, 'expired'));
@@ -213,6 +221,7 @@ export class MemoryVhost {
     if (queue.deleted) return;
     queue.unshift({ ...message, redelivered: true });
     this.schedule(queue);
+    this.armExpiry(queue);
   }
 
   /** Dead-letters (or drops, without `x-dead-letter-exchange`) a message leaving `queue`. */
@@ -262,6 +271,8 @@ export class MemoryVhost {
   /** Forgets every entity and cancels a pending pump. */
   reset(): void {
     this.pump.reset();
+    for (const { timer } of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
     for (const queue of this.queues.values()) queue.deleted = true;
     this.queues.clear();
     this.exchanges.clear();
@@ -297,6 +308,32 @@ export class MemoryVhost {
   private enqueue(queue: MemoryQueue, message: StoredMessage): void {
     for (const dropped of queue.push(message)) this.deadLetter(queue, dropped, 'maxlen');
     this.schedule(queue);
+    this.armExpiry(queue);
+  }
+
+  /** (Re)arms the queue's expiry timer for its earliest expiring head, if it dead-letters. */
+  private armExpiry(queue: MemoryQueue): void {
+    if (queue.deleted || queue.deadLetterExchange === undefined) return;
+    const at = queue.nextExpiry();
+    const armed = this.expiryTimers.get(queue);
+    if (armed && armed.at === at) return;
+    if (armed) clearTimeout(armed.timer);
+    this.expiryTimers.delete(queue);
+    if (at === undefined) return;
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(queue);
+      if (queue.deleted) return;
+      queue.expireHeads(this.now(), (m) => this.deadLetter(queue, m, 'expired'));
+      this.armExpiry(queue);
+    }, Math.max(0, at - this.now()));
+    timer.unref();
+    this.expiryTimers.set(queue, { at, timer });
+  }
+
+  private disarmExpiry(queue: MemoryQueue): void {
+    const armed = this.expiryTimers.get(queue);
+    if (armed) clearTimeout(armed.timer);
+    this.expiryTimers.delete(queue);
   }
 
   private removeQueue(queue: MemoryQueue): number {
@@ -305,6 +342,7 @@ export class MemoryVhost {
     queue.purge();
     this.queues.delete(queue.name);
     this.pump.forget(queue);
+    this.disarmExpiry(queue);
     for (const exchange of [...this.exchanges.values()]) {
       const before = exchange.bindings.length;
       for (let i = exchange.bindings.length - 1; i >= 0; i--) if (exchange.bindings[i]!.queue === queue) exchange.bindings.splice(i, 1);

@@ -5,8 +5,9 @@
  * Test names start with "parity:" so they can be picked out on a shared broker.
  */
 import { expect, it } from 'vitest';
-import { Consumer, Producer, Queue, type Message } from '../../src/index.js';
+import { Consumer, Exchange, Producer, Queue, type Message } from '../../src/index.js';
 import type { ContextGetter } from './context.js';
+import { bodiesOf, declared } from './suite-routing.js';
 
 export function parityTests(get: ContextGetter): void {
   it('parity: prefetchCount is per consumer (qos global=false), fixed when the consumer starts', async () => {
@@ -38,4 +39,26 @@ export function parityTests(get: ContextGetter): void {
     await ctx.until(() => seen.length === 2, 'the last ones');
     for (const m of seen.splice(0)) m.ack();
   });
+
+  it.runIf(get.supports('messageTtl') && get.supports('deadLettering'))(
+    'parity: expired messages are dead-lettered on time, with nobody reading their queue (TTL + DLX delayed retry)',
+    async () => {
+      const ctx = get();
+      const channel = await ctx.connection().channel();
+      const dlx = new Exchange(ctx.exchangeName('retry-dlx'), { type: 'fanout', durable: false });
+      const [ready, delayQueue, perMessage] = await declared(
+        channel,
+        new Queue(ctx.queueName('retry-ready'), { exchange: dlx, durable: false }),
+        new Queue(ctx.queueName('retry-delay'), { durable: false, messageTtl: 0.05, queueArguments: { 'x-dead-letter-exchange': dlx.name } }),
+        new Queue(ctx.queueName('retry-expiring'), { durable: false, queueArguments: { 'x-dead-letter-exchange': dlx.name } }),
+      );
+      const producer = new Producer(channel);
+      await producer.publish({ job: 1 }, { routingKey: delayQueue?.name ?? '' });
+      await producer.publish({ job: 2 }, { routingKey: perMessage?.name ?? '', expiration: 0.05 });
+      // Only the dead-letter target is read: the delay queues are never touched again.
+      const bodies = await bodiesOf(ctx, ready as Queue, 2);
+      expect(bodies).toHaveLength(2);
+      expect(bodies).toEqual(expect.arrayContaining([{ job: 1 }, { job: 2 }]));
+    },
+  );
 }
