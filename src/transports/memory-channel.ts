@@ -10,6 +10,8 @@
  *   consumer started after the call on its own (a consumer keeps the limit it started with);
  *   with `global` true it limits the channel's consumer deliveries together. Both may apply.
  *   `noAck` deliveries and `get()` results never count, as in RabbitMQ.
+ * - A publish with `confirm` rejects with `MessageNacked` when a queue it was routed to refused
+ *   it (`x-overflow` reject-publish), as RabbitMQ nacks it; without `confirm` it is just lost.
  * - Delivery tags are per-channel integers from 1, shared by `get()` and consumers.
  * - Unknown or twice-settled delivery tags close the channel with 406 PRECONDITION_FAILED
  *   (`ack`/`reject` do not throw: the error arrives as the `close` event, as on RabbitMQ).
@@ -18,7 +20,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { ChannelError, channelRefusalRecoverable, type KombuError } from '../errors.js';
+import { ChannelError, MessageNacked, channelRefusalRecoverable, type KombuError } from '../errors.js';
 import type {
   ConsumeOptions,
   DeliveryInfo,
@@ -143,7 +145,8 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.assertOpen('publish');
     if (this.owner.blocked) await this.owner.waitUnblocked();
     return this.run('publish', () => {
-      const routed = this.vhost.publish(body, properties, exchange, routingKey);
+      const { routed, refused } = this.vhost.publish(body, properties, exchange, routingKey);
+      if (refused && options.confirm) throw new MessageNacked(`The broker nacked a message published on channel ${this.id} (a full queue refused it: x-overflow)`);
       if (routed === 0 && options.mandatory) {
         const deliveryInfo: DeliveryInfo = { exchange, routingKey, deliveryTag: 0, redelivered: false };
         emitSafely(this, 'return', { body: Buffer.from(body), properties: copyProperties(properties), deliveryInfo, replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE' });

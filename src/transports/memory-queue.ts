@@ -9,7 +9,8 @@
  *   rule for per-message TTL). No timer per message: the broker keeps one per queue whose
  *   expired messages must be dead-lettered on time (see memory-vhost.ts).
  * - `x-max-length` drops from the head (the oldest of the lowest priority first) and hands the
- *   dropped messages back so the broker can dead-letter them.
+ *   dropped messages back so the broker can dead-letter them; with `x-overflow`
+ *   `reject-publish(-dlx)` a full queue refuses new messages instead (the broker nacks them).
  * - Consumers are served round-robin; the broker asks each consumer's channel whether it may
  *   take one more (prefetch), so the queue knows nothing about channels.
  */
@@ -123,6 +124,17 @@ function intArgument(args: Readonly<Record<string, unknown>>, key: string, queue
   return n;
 }
 
+const OVERFLOWS = ['drop-head', 'reject-publish', 'reject-publish-dlx'] as const;
+export type Overflow = (typeof OVERFLOWS)[number];
+
+function overflowArgument(args: Readonly<Record<string, unknown>>, queue: string): Overflow {
+  const value = args['x-overflow'];
+  if (value === undefined) return 'drop-head';
+  const mode = OVERFLOWS.find((m) => m === String(value));
+  if (mode === undefined) throw new BrokerRefusal(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '${queue}': ${String(value)}`);
+  return mode;
+}
+
 function stringArgument(args: Readonly<Record<string, unknown>>, key: string): string | undefined {
   const value = args[key];
   return value === undefined ? undefined : String(value);
@@ -139,6 +151,8 @@ export class MemoryQueue {
   readonly maxPriority: number;
   readonly messageTtl: number | undefined;
   readonly maxLength: number | undefined;
+  /** `x-overflow`: what a full queue does with a new message (RabbitMQ's three modes). */
+  readonly overflow: Overflow;
   readonly deadLetterExchange: string | undefined;
   readonly deadLetterRoutingKey: string | undefined;
   /** `x-expires`: ms of disuse after which the queue is deleted. */
@@ -162,6 +176,7 @@ export class MemoryQueue {
     this.maxPriority = intArgument(args, 'x-max-priority', this.name, 0, 255) ?? 0;
     this.messageTtl = intArgument(args, 'x-message-ttl', this.name, 0);
     this.maxLength = intArgument(args, 'x-max-length', this.name, 0);
+    this.overflow = overflowArgument(args, this.name);
     this.expires = intArgument(args, 'x-expires', this.name, 1);
     this.deadLetterExchange = stringArgument(args, 'x-dead-letter-exchange');
     this.deadLetterRoutingKey = stringArgument(args, 'x-dead-letter-routing-key');
@@ -179,6 +194,11 @@ export class MemoryQueue {
     const perMessage = properties.expiration === undefined ? undefined : Number(properties.expiration);
     const ttl = perMessage === undefined ? this.messageTtl : this.messageTtl === undefined ? perMessage : Math.min(perMessage, this.messageTtl);
     return ttl === undefined ? undefined : now + ttl;
+  }
+
+  /** True when `x-overflow` refuses new messages (`reject-publish*`) and the queue is at `x-max-length`. */
+  refusesMore(): boolean {
+    return this.overflow !== 'drop-head' && this.maxLength !== undefined && this.size >= this.maxLength;
   }
 
   /** Appends a message; returns the messages `x-max-length` pushed out (to dead-letter). */

@@ -167,22 +167,27 @@ export class MemoryVhost {
     return queue.purge();
   }
 
-  /** Routes a message; returns how many queues took it. Body and properties are copied here. */
-  publish(body: Buffer, properties: MessageProperties, exchangeName: string, routingKey: string): number {
+  /**
+   * Routes a message; returns how many queues it was routed to, and whether one refused it
+   * (`x-overflow` reject-publish: the publisher gets a nack). Body and properties are copied here.
+   */
+  publish(body: Buffer, properties: MessageProperties, exchangeName: string, routingKey: string): { routed: number; refused: boolean } {
     const exchange = this.requireExchange(exchangeName);
     if (exchange.internal) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - cannot publish to internal exchange '${exchangeName}' in vhost '/'`);
     if (properties.expiration !== undefined && !/^\d+$/.test(String(properties.expiration))) {
       throw refuse(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid expiration '${String(properties.expiration)}'`);
     }
     const targets = this.route(exchange, routingKey, properties.headers ?? {});
-    if (targets.size === 0) return 0;
+    if (targets.size === 0) return { routed: 0, refused: false };
     const stored = Buffer.from(body);
     const props = copyProperties(properties);
     const now = this.now();
+    let refused = false;
     for (const queue of targets) {
-      this.enqueue(queue, { body: stored, properties: props, exchange: exchangeName, routingKey, redelivered: false, expiresAt: queue.expiryFor(props, now) });
+      const taken = this.enqueue(queue, { body: stored, properties: props, exchange: exchangeName, routingKey, redelivered: false, expiresAt: queue.expiryFor(props, now) });
+      refused ||= !taken;
     }
-    return targets.size;
+    return { routed: targets.size, refused };
   }
 
   /** Takes one message (basic.get); `messageCount` is what is left. */
@@ -305,10 +310,16 @@ export class MemoryVhost {
     return targets;
   }
 
-  private enqueue(queue: MemoryQueue, message: StoredMessage): void {
+  /** Adds a message to a queue; false when the queue refused it (`x-overflow` reject-publish*). */
+  private enqueue(queue: MemoryQueue, message: StoredMessage): boolean {
+    if (queue.refusesMore()) {
+      if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, message, 'maxlen');
+      return false;
+    }
     for (const dropped of queue.push(message)) this.deadLetter(queue, dropped, 'maxlen');
     this.schedule(queue);
     this.armExpiry(queue);
+    return true;
   }
 
   /** (Re)arms the queue's expiry timer for its earliest expiring head, if it dead-letters. */

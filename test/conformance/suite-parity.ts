@@ -5,7 +5,7 @@
  * Test names start with "parity:" so they can be picked out on a shared broker.
  */
 import { expect, it } from 'vitest';
-import { Consumer, Exchange, Producer, Queue, type Message } from '../../src/index.js';
+import { Consumer, Exchange, MessageNacked, Producer, Queue, type Message } from '../../src/index.js';
 import type { ContextGetter } from './context.js';
 import { bodiesOf, declared } from './suite-routing.js';
 
@@ -59,6 +59,32 @@ export function parityTests(get: ContextGetter): void {
       const bodies = await bodiesOf(ctx, ready as Queue, 2);
       expect(bodies).toHaveLength(2);
       expect(bodies).toEqual(expect.arrayContaining([{ job: 1 }, { job: 2 }]));
+    },
+  );
+
+  it.runIf(get.supports('maxLength') && get.supports('deadLettering'))(
+    "parity: x-overflow 'reject-publish' keeps the queue and nacks the publish; 'reject-publish-dlx' dead-letters the refused message",
+    async () => {
+      const ctx = get();
+      const channel = await ctx.connection().channel();
+      const dlx = new Exchange(ctx.exchangeName('overflow-dlx'), { type: 'fanout', durable: false });
+      const [dead, rejecting, rejectingDlx] = await declared(
+        channel,
+        new Queue(ctx.queueName('overflow-dead'), { exchange: dlx, durable: false }),
+        new Queue(ctx.queueName('overflow-reject'), { durable: false, maxLength: 2, queueArguments: { 'x-overflow': 'reject-publish', 'x-dead-letter-exchange': dlx.name } }),
+        new Queue(ctx.queueName('overflow-reject-dlx'), { durable: false, maxLength: 1, queueArguments: { 'x-overflow': 'reject-publish-dlx', 'x-dead-letter-exchange': dlx.name } }),
+      );
+      const producer = new Producer(channel, { routingKey: rejecting?.name ?? '' });
+      await producer.publish(1);
+      await producer.publish(2);
+      await expect(producer.publish(3)).rejects.toBeInstanceOf(MessageNacked);
+      expect(await bodiesOf(ctx, rejecting as Queue, 2)).toEqual([1, 2]);
+      expect(await bodiesOf(ctx, dead as Queue, 0)).toEqual([]);
+
+      await producer.publish(4, { routingKey: rejectingDlx?.name ?? '' });
+      await expect(producer.publish(5, { routingKey: rejectingDlx?.name ?? '' })).rejects.toBeInstanceOf(MessageNacked);
+      expect(await bodiesOf(ctx, rejectingDlx as Queue, 1)).toEqual([4]);
+      expect(await bodiesOf(ctx, dead as Queue, 1)).toEqual([5]);
     },
   );
 }
