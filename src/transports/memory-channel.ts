@@ -15,7 +15,7 @@
  * - Delivery tags are per-channel integers from 1, shared by `get()` and consumers.
  * - Unknown or twice-settled delivery tags close the channel with 406 PRECONDITION_FAILED
  *   (`ack`/`reject` do not throw: the error arrives as the `close` event, as on RabbitMQ).
- * - When the channel closes for any reason, its unacked messages return to the head of their
+ * - When the channel closes for any reason, its unacked messages return to their places in their
  *   queues flagged `redelivered`.
  */
 import { randomBytes } from 'node:crypto';

@@ -26,7 +26,12 @@ export interface StoredMessage {
   readonly redelivered: boolean;
   /** Absolute time (ms, broker clock) after which the message is dead; undefined = never. */
   readonly expiresAt: number | undefined;
+  /** Its place in its queue (set by the queue): a requeued message goes back there. */
+  readonly seq: number;
 }
+
+/** A message on its way into a queue, which gives it its place. */
+export type IncomingMessage = Omit<StoredMessage, 'seq'>;
 
 /** What the queue needs of a consumer's channel. */
 export interface DeliveryTarget {
@@ -82,6 +87,14 @@ class Deque<T> {
     this.head = (this.head + 1) % this.items.length;
     this.length--;
     return item;
+  }
+
+  /** Inserts `item` before the first item from the head that `before(existing)` says it precedes. */
+  insert(item: T, before: (existing: T) => boolean): void {
+    const skipped: T[] = [];
+    for (let head = this.peek(); head !== undefined && !before(head); head = this.peek()) skipped.push(this.shift() as T);
+    this.unshift(item);
+    for (let i = skipped.length - 1; i >= 0; i--) this.unshift(skipped[i] as T);
   }
 
   /** Keeps the items `keep` accepts, in order; returns the others. */
@@ -163,6 +176,7 @@ export class MemoryQueue {
   deleted = false;
   private readonly buckets: Deque<StoredMessage>[];
   private roundRobin = 0;
+  private lastSeq = 0;
   private size = 0;
 
   constructor(options: QueueOptions, now: number) {
@@ -202,7 +216,8 @@ export class MemoryQueue {
   }
 
   /** Appends a message; returns the messages `x-max-length` pushed out (to dead-letter). */
-  push(message: StoredMessage): StoredMessage[] {
+  push(incoming: IncomingMessage): StoredMessage[] {
+    const message: StoredMessage = { ...incoming, seq: ++this.lastSeq };
     this.bucketOf(message).push(message);
     this.size++;
     const dropped: StoredMessage[] = [];
@@ -216,9 +231,12 @@ export class MemoryQueue {
     return dropped;
   }
 
-  /** Puts a message back at the head of its priority level (requeue). */
+  /**
+   * Puts a message back where it was in its priority level (requeue), before every message
+   * published after it: RabbitMQ's classic queues requeue to the original position.
+   */
   unshift(message: StoredMessage): void {
-    this.bucketOf(message).unshift(message);
+    this.bucketOf(message).insert(message, (existing) => existing.seq > message.seq);
     this.size++;
   }
 

@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ExchangeDeclaration, ExchangeType, MessageProperties, QueueDeclaration, QueueDeclareOk } from './transport.js';
-import { MemoryQueue, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
+import { MemoryQueue, type IncomingMessage, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
 import { DeliveryPump } from './memory-pump.js';
 import {
   BrokerRefusal,
@@ -221,7 +221,7 @@ export class MemoryVhost {
     if (queue.autoDelete && queue.hadConsumer && queue.consumers.length === 0 && !queue.deleted) this.removeQueue(queue);
   }
 
-  /** Puts an unacknowledged message back at the head of its queue, flagged redelivered. */
+  /** Puts an unacknowledged message back in its place in its queue, flagged redelivered. */
   requeue(queue: MemoryQueue, message: StoredMessage): void {
     if (queue.deleted) return;
     queue.unshift({ ...message, redelivered: true });
@@ -230,7 +230,7 @@ export class MemoryVhost {
   }
 
   /** Dead-letters (or drops, without `x-dead-letter-exchange`) a message leaving `queue`. */
-  deadLetter(queue: MemoryQueue, message: StoredMessage, reason: DeathReason): void {
+  deadLetter(queue: MemoryQueue, message: IncomingMessage, reason: DeathReason): void {
     const exchange = queue.deadLetterExchange === undefined ? undefined : this.exchanges.get(queue.deadLetterExchange);
     if (!exchange) return;
     const routingKey = queue.deadLetterRoutingKey ?? message.routingKey;
@@ -311,7 +311,7 @@ export class MemoryVhost {
   }
 
   /** Adds a message to a queue; false when the queue refused it (`x-overflow` reject-publish*). */
-  private enqueue(queue: MemoryQueue, message: StoredMessage): boolean {
+  private enqueue(queue: MemoryQueue, message: IncomingMessage): boolean {
     if (queue.refusesMore()) {
       if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, message, 'maxlen');
       return false;

@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import { Consumer, Exchange, MessageNacked, Producer, Queue, type Message } from '../../src/index.js';
 import type { ContextGetter } from './context.js';
-import { bodiesOf, declared } from './suite-routing.js';
+import { bodiesOf, declared, getOne } from './suite-routing.js';
 
 export function parityTests(get: ContextGetter): void {
   it('parity: prefetchCount is per consumer (qos global=false), fixed when the consumer starts', async () => {
@@ -87,4 +87,21 @@ export function parityTests(get: ContextGetter): void {
       expect(await bodiesOf(ctx, dead as Queue, 1)).toEqual([5]);
     },
   );
+
+  it('parity: a requeued message goes back to its original place in the queue, not to the head', async () => {
+    const ctx = get();
+    const channel = await ctx.connection().channel();
+    const [queue] = await declared(channel, new Queue(ctx.queueName('requeue-order'), { durable: false }));
+    const q = queue as Queue;
+    const producer = new Producer(channel, { routingKey: q.name });
+    for (const n of [1, 2, 3, 4]) await producer.publish(n);
+    const [one, two, three] = [await getOne(ctx, q), await getOne(ctx, q), await getOne(ctx, q)];
+    one.requeue();
+    three.requeue();
+    two.requeue();
+    const again: Message[] = [];
+    for (let i = 0; i < 4; i++) again.push(await getOne(ctx, q));
+    expect(again.map((m) => [m.payload, m.redelivered])).toEqual([[1, true], [2, true], [3, true], [4, false]]);
+    for (const m of again) m.ack();
+  });
 }
