@@ -42,6 +42,30 @@ const BUILTIN: readonly [string, ExchangeType][] = [
   ['amq.match', 'headers'],
 ];
 
+/**
+ * The queue arguments RabbitMQ compares when a queue is declared again (its `declare_args`);
+ * any other argument may differ without a 406. An absent `x-queue-type` is 'classic'.
+ */
+const CHECKED_QUEUE_ARGUMENTS = [
+  'x-expires', 'x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-max-length', 'x-max-length-bytes',
+  'x-max-in-memory-length', 'x-max-in-memory-bytes', 'x-max-priority', 'x-overflow', 'x-queue-mode', 'x-queue-version',
+  'x-single-active-consumer', 'x-queue-type', 'x-quorum-initial-group-size', 'x-delivery-limit', 'x-queue-leader-locator',
+  'x-queue-master-locator', 'x-initial-cluster-size', 'x-max-age', 'x-stream-max-segment-size-bytes', 'x-stream-filter-size-bytes',
+];
+/** The only exchange argument RabbitMQ compares on redeclare. */
+const CHECKED_EXCHANGE_ARGUMENTS = ['alternate-exchange'];
+
+/** The arguments of `args` RabbitMQ compares, defaults filled in. */
+function checked(args: Readonly<Record<string, unknown>>, keys: readonly string[], defaults: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = args[key] ?? defaults[key];
+    if (value !== undefined) picked[key] = value;
+  }
+  return picked;
+}
+const QUEUE_DEFAULTS = { 'x-queue-type': 'classic' };
+
 const refuse = (code: number, text: string) => new BrokerRefusal(code, text);
 const notFound = (kind: string, name: string) => refuse(ReplyCode.NOT_FOUND, `NOT_FOUND - no ${kind} '${name}' in vhost '/'`);
 const show = (value: unknown): string => {
@@ -83,7 +107,8 @@ export class MemoryVhost {
       if (existing.durable !== d.durable) throw inequivalent('exchange', d.name, 'durable', d.durable, existing.durable);
       if (existing.autoDelete !== d.autoDelete) throw inequivalent('exchange', d.name, 'auto_delete', d.autoDelete, existing.autoDelete);
       if (existing.internal !== internal) throw inequivalent('exchange', d.name, 'internal', internal, existing.internal);
-      if (!argumentsEqual(existing.arguments, d.arguments)) throw inequivalent('exchange', d.name, 'arguments', d.arguments, existing.arguments);
+      const [was, now] = [checked(existing.arguments, CHECKED_EXCHANGE_ARGUMENTS), checked(d.arguments, CHECKED_EXCHANGE_ARGUMENTS)];
+      if (!argumentsEqual(was, now)) throw inequivalent('exchange', d.name, 'arguments', now, was);
       return;
     }
     if (d.name.startsWith('amq.')) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - exchange name '${d.name}' contains reserved prefix 'amq.*'`);
@@ -116,7 +141,8 @@ export class MemoryVhost {
         if (existing.durable !== d.durable) throw inequivalent('queue', d.name, 'durable', d.durable, existing.durable);
         if (existing.exclusive !== d.exclusive) throw inequivalent('queue', d.name, 'exclusive', d.exclusive, existing.exclusive);
         if (existing.autoDelete !== d.autoDelete) throw inequivalent('queue', d.name, 'auto_delete', d.autoDelete, existing.autoDelete);
-        if (!argumentsEqual(existing.arguments, d.arguments)) throw inequivalent('queue', d.name, 'arguments', d.arguments, existing.arguments);
+        const [was, now] = [checked(existing.arguments, CHECKED_QUEUE_ARGUMENTS, QUEUE_DEFAULTS), checked(d.arguments, CHECKED_QUEUE_ARGUMENTS, QUEUE_DEFAULTS)];
+        if (!argumentsEqual(was, now)) throw inequivalent('queue', d.name, 'arguments', now, was);
       }
       existing.lastUsed = this.now();
       return this.declareOk(existing);

@@ -5,7 +5,7 @@
  * Test names start with "parity:" so they can be picked out on a shared broker.
  */
 import { expect, it } from 'vitest';
-import { Consumer, Exchange, MessageNacked, Producer, Queue, type Message } from '../../src/index.js';
+import { ChannelError, Consumer, Exchange, MessageNacked, Producer, Queue, type Message } from '../../src/index.js';
 import type { ContextGetter } from './context.js';
 import { bodiesOf, declared, getOne } from './suite-routing.js';
 
@@ -103,5 +103,23 @@ export function parityTests(get: ContextGetter): void {
     for (let i = 0; i < 4; i++) again.push(await getOne(ctx, q));
     expect(again.map((m) => [m.payload, m.redelivered])).toEqual([[1, true], [2, true], [3, true], [4, false]]);
     for (const m of again) m.ack();
+  });
+
+  it('parity: redeclaring compares only the arguments the broker knows (406 on x-message-ttl, not on an argument of your own)', async () => {
+    const ctx = get();
+    const conn = ctx.connection();
+    const name = ctx.queueName('redeclare');
+    const base = { name, durable: false, exclusive: false, autoDelete: false, passive: false };
+    const channel = await conn.channel();
+    await channel.declareQueue({ ...base, arguments: { 'x-message-ttl': 60_000, 'x-app-owner': 'billing' } });
+    await channel.declareQueue({ ...base, arguments: { 'x-message-ttl': 60_000, 'x-app-owner': 'shipping' } });
+    await channel.declareQueue({ ...base, arguments: { 'x-message-ttl': 60_000 } });
+    const exchange = ctx.exchangeName('redeclare');
+    await channel.declareExchange({ name: exchange, type: 'direct', durable: false, autoDelete: false, arguments: { 'x-app-owner': 'billing' }, passive: false });
+    await channel.declareExchange({ name: exchange, type: 'direct', durable: false, autoDelete: false, arguments: {}, passive: false });
+    const other = await conn.channel();
+    const refused = other.declareQueue({ ...base, arguments: { 'x-message-ttl': 30_000 } });
+    await expect(refused).rejects.toBeInstanceOf(ChannelError);
+    await expect(refused).rejects.toMatchObject({ code: 406 });
   });
 }
