@@ -122,4 +122,16 @@ export function parityTests(get: ContextGetter): void {
     await expect(refused).rejects.toBeInstanceOf(ChannelError);
     await expect(refused).rejects.toMatchObject({ code: 406 });
   });
+
+  it.runIf(get.supports('headersExchange'))('parity: headers exchange: a binding value of null (AMQP void) matches the header with any value', async () => {
+    const ctx = get();
+    const channel = await ctx.connection().channel();
+    const exchange = new Exchange(ctx.exchangeName('headers-void'), { type: 'headers', durable: false });
+    const [queue] = await declared(channel, new Queue(ctx.queueName('headers-void'), { exchange, durable: false, bindingArguments: { 'x-match': 'all', region: null } }));
+    const producer = new Producer(channel, { exchange });
+    await producer.publish(1, { headers: { region: 'eu' } });
+    await producer.publish(2, { headers: { other: 'eu' } });
+    await producer.publish(3, { headers: { region: null } });
+    expect(await bodiesOf(ctx, queue as Queue, 2)).toEqual([1, 3]);
+  });
 }
