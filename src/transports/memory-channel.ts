@@ -6,19 +6,21 @@
  *   see the same shape as on a real broker. A refusal (`BrokerRefusal`) closes the channel
  *   with a `ChannelError` carrying the AMQP code and the class/method ids of the call, as
  *   RabbitMQ closes a channel on a channel exception; the request's promise rejects with it.
- * - Prefetch (`qos`) is counted per channel, across all its consumers, like kombu's virtual
- *   transports (and RabbitMQ's `global` qos): a consumer is fed only while the channel's
- *   unacknowledged consumer deliveries are under the limit. `noAck` deliveries and `get()`
- *   results never count, as in RabbitMQ.
+ * - Prefetch (`qos`) follows RabbitMQ: with `global` false (the default) the count limits each
+ *   consumer started after the call on its own (a consumer keeps the limit it started with);
+ *   with `global` true it limits the channel's consumer deliveries together. Both may apply.
+ *   `noAck` deliveries and `get()` results never count, as in RabbitMQ.
+ * - A publish with `confirm` rejects with `MessageNacked` when a queue it was routed to refused
+ *   it (`x-overflow` reject-publish), as RabbitMQ nacks it; without `confirm` it is just lost.
  * - Delivery tags are per-channel integers from 1, shared by `get()` and consumers.
  * - Unknown or twice-settled delivery tags close the channel with 406 PRECONDITION_FAILED
  *   (`ack`/`reject` do not throw: the error arrives as the `close` event, as on RabbitMQ).
- * - When the channel closes for any reason, its unacked messages return to the head of their
+ * - When the channel closes for any reason, its unacked messages return to their places in their
  *   queues flagged `redelivered`.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
-import { ChannelError, channelRefusalRecoverable, type KombuError } from '../errors.js';
+import { ChannelError, MessageNacked, channelRefusalRecoverable, type KombuError } from '../errors.js';
 import type {
   ConsumeOptions,
   DeliveryInfo,
@@ -70,8 +72,8 @@ export interface ChannelOwner {
 interface Unacked {
   readonly queue: MemoryQueue;
   readonly message: StoredMessage;
-  /** Whether it counts against prefetch (consumer deliveries do, `get()` results do not). */
-  readonly counted: boolean;
+  /** The consumer it was delivered to (counted against prefetch); undefined for `get()`. */
+  readonly consumer: MemoryConsumer | undefined;
 }
 
 function toRawMessage(message: StoredMessage, deliveryTag: number, consumerTag: string | undefined, messageCount: number | undefined): RawMessage {
@@ -87,7 +89,10 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
   private open = true;
   private closeError: KombuError | undefined;
   private nextTag = 1;
-  private prefetch = 0;
+  /** qos global=false: the limit of each consumer started from now on. */
+  private consumerPrefetch = 0;
+  /** qos global=true: the limit of all the channel's consumers together. */
+  private channelPrefetch = 0;
   private counted = 0;
   private readonly unacked = new Map<number, Unacked>();
   private readonly consumers = new Map<string, MemoryConsumer>();
@@ -140,7 +145,8 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.assertOpen('publish');
     if (this.owner.blocked) await this.owner.waitUnblocked();
     return this.run('publish', () => {
-      const routed = this.vhost.publish(body, properties, exchange, routingKey);
+      const { routed, refused } = this.vhost.publish(body, properties, exchange, routingKey);
+      if (refused && options.confirm) throw new MessageNacked(`The broker nacked a message published on channel ${this.id} (a full queue refused it: x-overflow)`);
       if (routed === 0 && options.mandatory) {
         const deliveryInfo: DeliveryInfo = { exchange, routingKey, deliveryTag: 0, redelivered: false };
         emitSafely(this, 'return', { body: Buffer.from(body), properties: copyProperties(properties), deliveryInfo, replyCode: ReplyCode.NO_ROUTE, replyText: 'NO_ROUTE' });
@@ -153,7 +159,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
       const got = this.vhost.get(queue, this.owner);
       if (!got) return undefined;
       const tag = this.nextTag++;
-      if (!options.noAck) this.unacked.set(tag, { queue: got.queue, message: got.message, counted: false });
+      if (!options.noAck) this.unacked.set(tag, { queue: got.queue, message: got.message, consumer: undefined });
       return toRawMessage(got.message, tag, undefined, got.messageCount);
     });
   }
@@ -168,7 +174,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
       const tag = options.consumerTag || `amq.ctag-${randomBytes(16).toString('base64url')}`;
       if (this.consumers.has(tag)) throw new BrokerRefusal(ReplyCode.NOT_ALLOWED, `NOT_ALLOWED - attempt to reuse consumer tag '${tag}'`);
       const exclusive = options.exclusive ?? false;
-      const consumer: MemoryConsumer = { tag, queue: this.vhost.consumerQueue(queue, this.owner, exclusive), channel: this, noAck: options.noAck, exclusive, onMessage };
+      const consumer: MemoryConsumer = { tag, queue: this.vhost.consumerQueue(queue, this.owner, exclusive), channel: this, noAck: options.noAck, exclusive, onMessage, prefetch: this.consumerPrefetch, unacked: 0 };
       this.consumers.set(tag, consumer);
       this.vhost.addConsumer(consumer);
       return tag;
@@ -209,10 +215,15 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     this.kick();
   }
 
-  /** Sets the channel's prefetch (0 = unlimited). `prefetchSize` and `global` are ignored. */
-  qos(prefetchCount: number, _prefetchSize?: number, _global?: boolean): Promise<void> {
+  /**
+   * Sets the prefetch (0 = unlimited): per consumer started from now on, or for the whole
+   * channel with `global` (RabbitMQ's reading of basic.qos). `prefetchSize` is ignored.
+   */
+  qos(prefetchCount: number, _prefetchSize?: number, global = false): Promise<void> {
     return this.run('qos', () => {
-      this.prefetch = Math.max(0, Math.floor(prefetchCount));
+      const count = Math.max(0, Math.floor(prefetchCount));
+      if (global) this.channelPrefetch = count;
+      else this.consumerPrefetch = count;
       this.kick();
     });
   }
@@ -241,15 +252,18 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
 
   /** @internal */
   canDeliver(consumer: MemoryConsumer): boolean {
-    return this.open && this.consumers.get(consumer.tag) === consumer && (consumer.noAck || this.prefetch === 0 || this.counted < this.prefetch);
+    if (!this.open || this.consumers.get(consumer.tag) !== consumer) return false;
+    if (consumer.noAck) return true;
+    return (consumer.prefetch === 0 || consumer.unacked < consumer.prefetch) && (this.channelPrefetch === 0 || this.counted < this.channelPrefetch);
   }
 
   /** @internal */
   deliver(consumer: MemoryConsumer, queue: MemoryQueue, message: StoredMessage): void {
     const tag = this.nextTag++;
     if (!consumer.noAck) {
-      this.unacked.set(tag, { queue, message, counted: true });
+      this.unacked.set(tag, { queue, message, consumer });
       this.counted++;
+      consumer.unacked++;
     }
     try {
       consumer.onMessage(toRawMessage(message, tag, consumer.tag, undefined));
@@ -269,7 +283,10 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     const entry = this.unacked.get(tag);
     if (!entry) return undefined;
     this.unacked.delete(tag);
-    if (entry.counted) this.counted--;
+    if (entry.consumer) {
+      this.counted--;
+      entry.consumer.unacked--;
+    }
     return entry;
   }
 
@@ -277,6 +294,7 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     const entries = [...this.unacked.values()].reverse();
     this.unacked.clear();
     this.counted = 0;
+    for (const consumer of this.consumers.values()) consumer.unacked = 0;
     for (const entry of entries) this.vhost.requeue(entry.queue, entry.message);
     this.kick();
   }

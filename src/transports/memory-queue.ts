@@ -5,10 +5,12 @@
  * - Priorities are buckets (one deque per level up to `x-max-priority`), read highest first;
  *   a message's priority is capped at the maximum, as RabbitMQ does.
  * - TTL (`x-message-ttl` and per-message `expiration`) is fixed when the message enters the
- *   queue, and expired messages are discarded lazily, when they reach the head of the queue
- *   (RabbitMQ's rule for per-message TTL). No timer per message: nothing to leak.
+ *   queue, and expired messages are discarded when they reach the head of the queue (RabbitMQ's
+ *   rule for per-message TTL). No timer per message: the broker keeps one per queue whose
+ *   expired messages must be dead-lettered on time (see memory-vhost.ts).
  * - `x-max-length` drops from the head (the oldest of the lowest priority first) and hands the
- *   dropped messages back so the broker can dead-letter them.
+ *   dropped messages back so the broker can dead-letter them; with `x-overflow`
+ *   `reject-publish(-dlx)` a full queue refuses new messages instead (the broker nacks them).
  * - Consumers are served round-robin; the broker asks each consumer's channel whether it may
  *   take one more (prefetch), so the queue knows nothing about channels.
  */
@@ -24,7 +26,12 @@ export interface StoredMessage {
   readonly redelivered: boolean;
   /** Absolute time (ms, broker clock) after which the message is dead; undefined = never. */
   readonly expiresAt: number | undefined;
+  /** Its place in its queue (set by the queue): a requeued message goes back there. */
+  readonly seq: number;
 }
+
+/** A message on its way into a queue, which gives it its place. */
+export type IncomingMessage = Omit<StoredMessage, 'seq'>;
 
 /** What the queue needs of a consumer's channel. */
 export interface DeliveryTarget {
@@ -44,6 +51,10 @@ export interface MemoryConsumer {
   readonly noAck: boolean;
   readonly exclusive: boolean;
   readonly onMessage: (message: RawMessage) => void;
+  /** The channel's per-consumer prefetch (qos global=false) when the consumer started; 0 = none. */
+  readonly prefetch: number;
+  /** Its deliveries not yet acked (noAck deliveries never count). */
+  unacked: number;
 }
 
 /** A double-ended queue on a growable ring buffer: O(1) at both ends. */
@@ -76,6 +87,14 @@ class Deque<T> {
     this.head = (this.head + 1) % this.items.length;
     this.length--;
     return item;
+  }
+
+  /** Inserts `item` before the first item from the head that `before(existing)` says it precedes. */
+  insert(item: T, before: (existing: T) => boolean): void {
+    const skipped: T[] = [];
+    for (let head = this.peek(); head !== undefined && !before(head); head = this.peek()) skipped.push(this.shift() as T);
+    this.unshift(item);
+    for (let i = skipped.length - 1; i >= 0; i--) this.unshift(skipped[i] as T);
   }
 
   /** Keeps the items `keep` accepts, in order; returns the others. */
@@ -118,6 +137,17 @@ function intArgument(args: Readonly<Record<string, unknown>>, key: string, queue
   return n;
 }
 
+const OVERFLOWS = ['drop-head', 'reject-publish', 'reject-publish-dlx'] as const;
+export type Overflow = (typeof OVERFLOWS)[number];
+
+function overflowArgument(args: Readonly<Record<string, unknown>>, queue: string): Overflow {
+  const value = args['x-overflow'];
+  if (value === undefined) return 'drop-head';
+  const mode = OVERFLOWS.find((m) => m === String(value));
+  if (mode === undefined) throw new BrokerRefusal(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '${queue}': ${String(value)}`);
+  return mode;
+}
+
 function stringArgument(args: Readonly<Record<string, unknown>>, key: string): string | undefined {
   const value = args[key];
   return value === undefined ? undefined : String(value);
@@ -134,6 +164,8 @@ export class MemoryQueue {
   readonly maxPriority: number;
   readonly messageTtl: number | undefined;
   readonly maxLength: number | undefined;
+  /** `x-overflow`: what a full queue does with a new message (RabbitMQ's three modes). */
+  readonly overflow: Overflow;
   readonly deadLetterExchange: string | undefined;
   readonly deadLetterRoutingKey: string | undefined;
   /** `x-expires`: ms of disuse after which the queue is deleted. */
@@ -144,6 +176,7 @@ export class MemoryQueue {
   deleted = false;
   private readonly buckets: Deque<StoredMessage>[];
   private roundRobin = 0;
+  private lastSeq = 0;
   private size = 0;
 
   constructor(options: QueueOptions, now: number) {
@@ -157,6 +190,7 @@ export class MemoryQueue {
     this.maxPriority = intArgument(args, 'x-max-priority', this.name, 0, 255) ?? 0;
     this.messageTtl = intArgument(args, 'x-message-ttl', this.name, 0);
     this.maxLength = intArgument(args, 'x-max-length', this.name, 0);
+    this.overflow = overflowArgument(args, this.name);
     this.expires = intArgument(args, 'x-expires', this.name, 1);
     this.deadLetterExchange = stringArgument(args, 'x-dead-letter-exchange');
     this.deadLetterRoutingKey = stringArgument(args, 'x-dead-letter-routing-key');
@@ -176,8 +210,14 @@ export class MemoryQueue {
     return ttl === undefined ? undefined : now + ttl;
   }
 
+  /** True when `x-overflow` refuses new messages (`reject-publish*`) and the queue is at `x-max-length`. */
+  refusesMore(): boolean {
+    return this.overflow !== 'drop-head' && this.maxLength !== undefined && this.size >= this.maxLength;
+  }
+
   /** Appends a message; returns the messages `x-max-length` pushed out (to dead-letter). */
-  push(message: StoredMessage): StoredMessage[] {
+  push(incoming: IncomingMessage): StoredMessage[] {
+    const message: StoredMessage = { ...incoming, seq: ++this.lastSeq };
     this.bucketOf(message).push(message);
     this.size++;
     const dropped: StoredMessage[] = [];
@@ -191,9 +231,12 @@ export class MemoryQueue {
     return dropped;
   }
 
-  /** Puts a message back at the head of its priority level (requeue). */
+  /**
+   * Puts a message back where it was in its priority level (requeue), before every message
+   * published after it: RabbitMQ's classic queues requeue to the original position.
+   */
   unshift(message: StoredMessage): void {
-    this.bucketOf(message).unshift(message);
+    this.bucketOf(message).insert(message, (existing) => existing.seq > message.seq);
     this.size++;
   }
 
@@ -208,6 +251,27 @@ export class MemoryQueue {
       }
     }
     return undefined;
+  }
+
+  /** When the earliest head of a priority level expires (RabbitMQ expires messages at the head). */
+  nextExpiry(): number | undefined {
+    let earliest: number | undefined;
+    for (const bucket of this.buckets) {
+      const at = bucket.peek()?.expiresAt;
+      if (at !== undefined && (earliest === undefined || at < earliest)) earliest = at;
+    }
+    return earliest;
+  }
+
+  /** Removes the expired messages at the heads of the priority levels, handing them to `onExpired`. */
+  expireHeads(now: number, onExpired: (message: StoredMessage) => void): void {
+    for (const bucket of this.buckets) {
+      for (let head = bucket.peek(); head?.expiresAt !== undefined && now >= head.expiresAt; head = bucket.peek()) {
+        bucket.shift();
+        this.size--;
+        onExpired(head);
+      }
+    }
   }
 
   /** Reaps every expired message, wherever it is (used where an exact count matters). */

@@ -4,7 +4,7 @@
  * Pure functions over plain records, so the rules can be read (and tested) apart from the
  * broker's bookkeeping: topic patterns (`*` is exactly one word, `#` zero or more, and an
  * empty routing key has zero words, as in RabbitMQ's topic trie), headers matching
- * (`x-match` all/any, `x-` keys ignored unless `all-with-x`/`any-with-x`), the equivalence
+ * (`x-match` all/any, `x-` keys ignored unless `all-with-x`/`any-with-x`, a void value matching any), the equivalence
  * check behind 406 PRECONDITION_FAILED on redeclare, and the `x-death` header kept when a
  * message is dead-lettered.
  *
@@ -94,7 +94,8 @@ export function topicMatches(pattern: readonly string[], key: readonly string[],
 /**
  * Whether a headers-exchange binding matches a message's headers. `x-match` is `all` (the
  * default) or `any`; keys starting with `x-` are ignored unless it is `all-with-x`/`any-with-x`.
- * A binding value of `undefined` only asks for the header to be present.
+ * A binding value of `null` or `undefined` (AMQP void) only asks for the header to be
+ * present, whatever its value, as in RabbitMQ.
  */
 export function headersMatch(bindingArgs: Readonly<Record<string, unknown>>, headers: Readonly<Record<string, unknown>>): boolean {
   const mode = bindingArgs['x-match'];
@@ -102,7 +103,7 @@ export function headersMatch(bindingArgs: Readonly<Record<string, unknown>>, hea
   const withX = mode === 'all-with-x' || mode === 'any-with-x';
   for (const [key, expected] of Object.entries(bindingArgs)) {
     if (key === 'x-match' || (!withX && key.startsWith('x-'))) continue;
-    const ok = Object.hasOwn(headers, key) && (expected === undefined || valuesEqual(expected, headers[key]));
+    const ok = Object.hasOwn(headers, key) && (expected === undefined || expected === null || valuesEqual(expected, headers[key]));
     if (any && ok) return true;
     if (!any && !ok) return false;
   }

@@ -3,12 +3,18 @@
  * rules for declaring, binding, routing (alternate exchanges included) and dead-lettering.
  * Publishing only enqueues; the {@link DeliveryPump} feeds consumers later.
  *
+ * Expired messages that have somewhere to go (`x-dead-letter-exchange`) are dead-lettered on
+ * time, as RabbitMQ does, even if nobody touches their queue (the TTL + DLX delayed-retry
+ * pattern): such a queue has one timer, armed for the earliest expiry at its heads, unref'd,
+ * and cleared when the queue is deleted or the broker reset. Other expired messages are only
+ * dropped, lazily, which nobody can tell apart.
+ *
  * Errors are thrown as {@link BrokerRefusal} (AMQP code + RabbitMQ-like text); the channel
  * that made the request turns them into `ChannelError` and closes, as AMQP does.
  */
 import { randomBytes } from 'node:crypto';
 import type { ExchangeDeclaration, ExchangeType, MessageProperties, QueueDeclaration, QueueDeclareOk } from './transport.js';
-import { MemoryQueue, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
+import { MemoryQueue, type IncomingMessage, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
 import { DeliveryPump } from './memory-pump.js';
 import {
   BrokerRefusal,
@@ -36,6 +42,30 @@ const BUILTIN: readonly [string, ExchangeType][] = [
   ['amq.match', 'headers'],
 ];
 
+/**
+ * The queue arguments RabbitMQ compares when a queue is declared again (its `declare_args`);
+ * any other argument may differ without a 406. An absent `x-queue-type` is 'classic'.
+ */
+const CHECKED_QUEUE_ARGUMENTS = [
+  'x-expires', 'x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-max-length', 'x-max-length-bytes',
+  'x-max-in-memory-length', 'x-max-in-memory-bytes', 'x-max-priority', 'x-overflow', 'x-queue-mode', 'x-queue-version',
+  'x-single-active-consumer', 'x-queue-type', 'x-quorum-initial-group-size', 'x-delivery-limit', 'x-queue-leader-locator',
+  'x-queue-master-locator', 'x-initial-cluster-size', 'x-max-age', 'x-stream-max-segment-size-bytes', 'x-stream-filter-size-bytes',
+];
+/** The only exchange argument RabbitMQ compares on redeclare. */
+const CHECKED_EXCHANGE_ARGUMENTS = ['alternate-exchange'];
+
+/** The arguments of `args` RabbitMQ compares, defaults filled in. */
+function checked(args: Readonly<Record<string, unknown>>, keys: readonly string[], defaults: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+  const picked: Record<string, unknown> = {};
+  for (const key of keys) {
+    const value = args[key] ?? defaults[key];
+    if (value !== undefined) picked[key] = value;
+  }
+  return picked;
+}
+const QUEUE_DEFAULTS = { 'x-queue-type': 'classic' };
+
 const refuse = (code: number, text: string) => new BrokerRefusal(code, text);
 const notFound = (kind: string, name: string) => refuse(ReplyCode.NOT_FOUND, `NOT_FOUND - no ${kind} '${name}' in vhost '/'`);
 const show = (value: unknown): string => {
@@ -56,6 +86,8 @@ export class MemoryVhost {
   private readonly exchanges = new Map<string, Exchange>();
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly pump: DeliveryPump;
+  /** Per queue with a dead-letter exchange: the timer that dead-letters its expired heads. */
+  private readonly expiryTimers = new Map<MemoryQueue, { at: number; timer: NodeJS.Timeout }>();
 
   constructor(readonly now: () => number) {
     this.pump = new DeliveryPump(now, (queue, message) => this.deadLetter(queue, message, 'expired'));
@@ -75,7 +107,8 @@ export class MemoryVhost {
       if (existing.durable !== d.durable) throw inequivalent('exchange', d.name, 'durable', d.durable, existing.durable);
       if (existing.autoDelete !== d.autoDelete) throw inequivalent('exchange', d.name, 'auto_delete', d.autoDelete, existing.autoDelete);
       if (existing.internal !== internal) throw inequivalent('exchange', d.name, 'internal', internal, existing.internal);
-      if (!argumentsEqual(existing.arguments, d.arguments)) throw inequivalent('exchange', d.name, 'arguments', d.arguments, existing.arguments);
+      const [was, now] = [checked(existing.arguments, CHECKED_EXCHANGE_ARGUMENTS), checked(d.arguments, CHECKED_EXCHANGE_ARGUMENTS)];
+      if (!argumentsEqual(was, now)) throw inequivalent('exchange', d.name, 'arguments', now, was);
       return;
     }
     if (d.name.startsWith('amq.')) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - exchange name '${d.name}' contains reserved prefix 'amq.*'`);
@@ -108,7 +141,8 @@ export class MemoryVhost {
         if (existing.durable !== d.durable) throw inequivalent('queue', d.name, 'durable', d.durable, existing.durable);
         if (existing.exclusive !== d.exclusive) throw inequivalent('queue', d.name, 'exclusive', d.exclusive, existing.exclusive);
         if (existing.autoDelete !== d.autoDelete) throw inequivalent('queue', d.name, 'auto_delete', d.autoDelete, existing.autoDelete);
-        if (!argumentsEqual(existing.arguments, d.arguments)) throw inequivalent('queue', d.name, 'arguments', d.arguments, existing.arguments);
+        const [was, now] = [checked(existing.arguments, CHECKED_QUEUE_ARGUMENTS, QUEUE_DEFAULTS), checked(d.arguments, CHECKED_QUEUE_ARGUMENTS, QUEUE_DEFAULTS)];
+        if (!argumentsEqual(was, now)) throw inequivalent('queue', d.name, 'arguments', now, was);
       }
       existing.lastUsed = this.now();
       return this.declareOk(existing);
@@ -159,22 +193,27 @@ export class MemoryVhost {
     return queue.purge();
   }
 
-  /** Routes a message; returns how many queues took it. Body and properties are copied here. */
-  publish(body: Buffer, properties: MessageProperties, exchangeName: string, routingKey: string): number {
+  /**
+   * Routes a message; returns how many queues it was routed to, and whether one refused it
+   * (`x-overflow` reject-publish: the publisher gets a nack). Body and properties are copied here.
+   */
+  publish(body: Buffer, properties: MessageProperties, exchangeName: string, routingKey: string): { routed: number; refused: boolean } {
     const exchange = this.requireExchange(exchangeName);
     if (exchange.internal) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - cannot publish to internal exchange '${exchangeName}' in vhost '/'`);
     if (properties.expiration !== undefined && !/^\d+$/.test(String(properties.expiration))) {
       throw refuse(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid expiration '${String(properties.expiration)}'`);
     }
     const targets = this.route(exchange, routingKey, properties.headers ?? {});
-    if (targets.size === 0) return 0;
+    if (targets.size === 0) return { routed: 0, refused: false };
     const stored = Buffer.from(body);
     const props = copyProperties(properties);
     const now = this.now();
+    let refused = false;
     for (const queue of targets) {
-      this.enqueue(queue, { body: stored, properties: props, exchange: exchangeName, routingKey, redelivered: false, expiresAt: queue.expiryFor(props, now) });
+      const taken = this.enqueue(queue, { body: stored, properties: props, exchange: exchangeName, routingKey, redelivered: false, expiresAt: queue.expiryFor(props, now) });
+      refused ||= !taken;
     }
-    return targets.size;
+    return { routed: targets.size, refused };
   }
 
   /** Takes one message (basic.get); `messageCount` is what is left. */
@@ -208,15 +247,16 @@ export class MemoryVhost {
     if (queue.autoDelete && queue.hadConsumer && queue.consumers.length === 0 && !queue.deleted) this.removeQueue(queue);
   }
 
-  /** Puts an unacknowledged message back at the head of its queue, flagged redelivered. */
+  /** Puts an unacknowledged message back in its place in its queue, flagged redelivered. */
   requeue(queue: MemoryQueue, message: StoredMessage): void {
     if (queue.deleted) return;
     queue.unshift({ ...message, redelivered: true });
     this.schedule(queue);
+    this.armExpiry(queue);
   }
 
   /** Dead-letters (or drops, without `x-dead-letter-exchange`) a message leaving `queue`. */
-  deadLetter(queue: MemoryQueue, message: StoredMessage, reason: DeathReason): void {
+  deadLetter(queue: MemoryQueue, message: IncomingMessage, reason: DeathReason): void {
     const exchange = queue.deadLetterExchange === undefined ? undefined : this.exchanges.get(queue.deadLetterExchange);
     if (!exchange) return;
     const routingKey = queue.deadLetterRoutingKey ?? message.routingKey;
@@ -262,6 +302,8 @@ export class MemoryVhost {
   /** Forgets every entity and cancels a pending pump. */
   reset(): void {
     this.pump.reset();
+    for (const { timer } of this.expiryTimers.values()) clearTimeout(timer);
+    this.expiryTimers.clear();
     for (const queue of this.queues.values()) queue.deleted = true;
     this.queues.clear();
     this.exchanges.clear();
@@ -294,9 +336,41 @@ export class MemoryVhost {
     return targets;
   }
 
-  private enqueue(queue: MemoryQueue, message: StoredMessage): void {
+  /** Adds a message to a queue; false when the queue refused it (`x-overflow` reject-publish*). */
+  private enqueue(queue: MemoryQueue, message: IncomingMessage): boolean {
+    if (queue.refusesMore()) {
+      if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, message, 'maxlen');
+      return false;
+    }
     for (const dropped of queue.push(message)) this.deadLetter(queue, dropped, 'maxlen');
     this.schedule(queue);
+    this.armExpiry(queue);
+    return true;
+  }
+
+  /** (Re)arms the queue's expiry timer for its earliest expiring head, if it dead-letters. */
+  private armExpiry(queue: MemoryQueue): void {
+    if (queue.deleted || queue.deadLetterExchange === undefined) return;
+    const at = queue.nextExpiry();
+    const armed = this.expiryTimers.get(queue);
+    if (armed && armed.at === at) return;
+    if (armed) clearTimeout(armed.timer);
+    this.expiryTimers.delete(queue);
+    if (at === undefined) return;
+    const timer = setTimeout(() => {
+      this.expiryTimers.delete(queue);
+      if (queue.deleted) return;
+      queue.expireHeads(this.now(), (m) => this.deadLetter(queue, m, 'expired'));
+      this.armExpiry(queue);
+    }, Math.max(0, at - this.now()));
+    timer.unref();
+    this.expiryTimers.set(queue, { at, timer });
+  }
+
+  private disarmExpiry(queue: MemoryQueue): void {
+    const armed = this.expiryTimers.get(queue);
+    if (armed) clearTimeout(armed.timer);
+    this.expiryTimers.delete(queue);
   }
 
   private removeQueue(queue: MemoryQueue): number {
@@ -305,6 +379,7 @@ export class MemoryVhost {
     queue.purge();
     this.queues.delete(queue.name);
     this.pump.forget(queue);
+    this.disarmExpiry(queue);
     for (const exchange of [...this.exchanges.values()]) {
       const before = exchange.bindings.length;
       for (let i = exchange.bindings.length - 1; i >= 0; i--) if (exchange.bindings[i]!.queue === queue) exchange.bindings.splice(i, 1);

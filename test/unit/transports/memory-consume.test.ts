@@ -76,18 +76,27 @@ describe('consume', () => {
     expect(free).toHaveLength(5);
   });
 
-  it('shares the prefetch of a channel across its consumers', async () => {
-    const { ch } = await openChannel();
+  it('prefetch limits each consumer (RabbitMQ), or the channel as a whole with global', async () => {
+    const { conn, ch } = await openChannel();
     await ch.declareQueue(queue('a'));
     await ch.declareQueue(queue('b'));
     await fill(ch, 'a', 3);
     await fill(ch, 'b', 3);
-    await ch.qos(3);
+    await ch.qos(2);
     const got: RawMessage[] = [];
     await ch.consume('a', { consumerTag: 'ca', noAck: false }, collect(got));
     await ch.consume('b', { consumerTag: 'cb', noAck: false }, collect(got));
     await flush();
-    expect(got).toHaveLength(3);
+    expect(got).toHaveLength(4);
+    await ch.close();
+
+    const shared = await conn.createChannel();
+    await shared.qos(3, 0, true);
+    const all: RawMessage[] = [];
+    await shared.consume('a', { consumerTag: 'ga', noAck: false }, collect(all));
+    await shared.consume('b', { consumerTag: 'gb', noAck: false }, collect(all));
+    await flush();
+    expect(all).toHaveLength(3);
   });
 
   it('requeues rejected messages at the head, flagged redelivered', async () => {
