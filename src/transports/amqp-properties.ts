@@ -7,6 +7,11 @@
  * values cross (exactOptionalPropertyTypes), a fractional timestamp is floored (amqplib
  * encodes it with BigInt, which refuses fractions), and amqplib's `clusterId` (deprecated in
  * AMQP 0-9-1) is dropped.
+ *
+ * Timestamps inside header tables (a `Date` of ours, RabbitMQ's `x-death[].time`) cross as
+ * AMQP timestamps (whole seconds) and arrive as `Date`s, as py-amqp gives `datetime`s.
+ * amqplib left alone would send a `Date` as an empty table and hand a received timestamp over
+ * as `{ '!': 'timestamp', value }`.
  */
 import type { DeliveryInfo, MessageProperties, RawMessage, ReturnedMessage } from './transport.js';
 
@@ -36,6 +41,40 @@ const STRING_KEYS = [
 ] as const;
 const NUMBER_KEYS = ['deliveryMode', 'priority', 'timestamp'] as const;
 
+/**
+ * `value` with `leaf` applied to every object inside it (tables and arrays, however nested);
+ * `leaf` returns a replacement or undefined. Copies only what changes: most headers hold no
+ * timestamp, and they are then returned as they are, at no allocation.
+ */
+function mapNested(value: unknown, leaf: (value: object) => unknown): unknown {
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return value;
+  const replaced = leaf(value);
+  if (replaced !== undefined) return replaced;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const mapped = mapNested(value[i], leaf);
+      if (mapped !== value[i]) (copy ??= [...value])[i] = mapped;
+    }
+    return copy ?? value;
+  }
+  let copy: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    const mapped = mapNested(item, leaf);
+    if (mapped !== item) (copy ??= { ...(value as Record<string, unknown>) })[key] = mapped;
+  }
+  return copy ?? value;
+}
+
+const toAmqpTimestamp = (value: object): unknown =>
+  value instanceof Date ? { '!': 'timestamp', value: Math.floor(value.getTime() / 1000) } : undefined;
+
+const fromAmqpTimestamp = (value: object): unknown => {
+  const typed = value as { '!'?: unknown; value?: unknown };
+  return typed['!'] === 'timestamp' && typeof typed.value === 'number' ? new Date(typed.value * 1000) : undefined;
+};
+
 function isEmpty(table: Record<string, unknown>): boolean {
   for (const _key in table) return false;
   return true;
@@ -52,7 +91,9 @@ export function toPublishOptions(properties: MessageProperties, mandatory: boole
   if (properties.priority !== undefined) options.priority = properties.priority;
   if (properties.timestamp !== undefined) options.timestamp = Math.floor(properties.timestamp);
   // An empty table is the same as none to every reader (kombu, amqplib): spare encoding it.
-  if (properties.headers !== undefined && !isEmpty(properties.headers)) options.headers = properties.headers;
+  if (properties.headers !== undefined && !isEmpty(properties.headers)) {
+    options.headers = mapNested(properties.headers, toAmqpTimestamp) as Record<string, unknown>;
+  }
   if (mandatory) options.mandatory = true;
   return options;
 }
@@ -71,7 +112,7 @@ export function fromAmqplibProperties(from: object): MessageProperties {
   }
   const headers = source['headers'];
   if (headers !== undefined && headers !== null && typeof headers === 'object') {
-    properties.headers = headers as Record<string, unknown>;
+    properties.headers = mapNested(headers, fromAmqpTimestamp) as Record<string, unknown>;
   }
   return properties;
 }

@@ -131,11 +131,14 @@ export function argumentsEqual(a: Readonly<Record<string, unknown>>, b: Readonly
   return keysA.length === keysB.length && keysA.every((k) => Object.hasOwn(b, k) && valuesEqual(a[k], b[k]));
 }
 
+/** An AMQP timestamp: a Date to the whole second. */
+const wholeSeconds = (ms: number): Date => new Date(Math.floor(ms / 1000) * 1000);
+
 /** A deep copy of a header value, so later changes by the publisher do not reach the broker. */
 export function cloneValue(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (Buffer.isBuffer(value)) return Buffer.from(value);
-  if (value instanceof Date) return new Date(value.getTime());
+  if (value instanceof Date) return wholeSeconds(value.getTime()); // an AMQP timestamp: whole seconds
   if (Array.isArray(value)) return value.map(cloneValue);
   if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
     const copy: Record<string, unknown> = {};
@@ -162,8 +165,8 @@ export interface DeathEntry {
   count: number;
   exchange: string;
   'routing-keys': string[];
-  /** Seconds since the epoch. */
-  time: number;
+  /** When, to the second (an AMQP timestamp: a Date, as the amqp transport gives RabbitMQ's). */
+  time: Date;
   'original-expiration'?: string;
 }
 
@@ -179,14 +182,14 @@ export function withDeath(
   const previous = Array.isArray(next['x-death']) ? (next['x-death'] as DeathEntry[]) : [];
   const existing = previous.find((d) => d.queue === death.queue && d.reason === death.reason);
   const entry: DeathEntry = existing
-    ? { ...existing, count: existing.count + 1, time: Math.floor(death.nowMs / 1000) }
+    ? { ...existing, count: existing.count + 1, time: wholeSeconds(death.nowMs) }
     : {
         queue: death.queue,
         reason: death.reason,
         count: 1,
         exchange: death.exchange,
         'routing-keys': [death.routingKey],
-        time: Math.floor(death.nowMs / 1000),
+        time: wholeSeconds(death.nowMs),
         ...(death.expiration === undefined ? {} : { 'original-expiration': death.expiration }),
       };
   next['x-death'] = [entry, ...previous.filter((d) => d !== existing)];

@@ -123,6 +123,39 @@ export function parityTests(get: ContextGetter): void {
     await expect(refused).rejects.toMatchObject({ code: 406 });
   });
 
+  it('parity: a Date in the headers arrives as a Date (an AMQP timestamp, to the second), nested ones too', async () => {
+    const ctx = get();
+    const channel = await ctx.connection().channel();
+    const [queue] = await declared(channel, new Queue(ctx.queueName('header-dates'), { durable: false }));
+    const sent = new Date('2026-12-01T12:34:56.789Z');
+    await new Producer(channel).publish({}, { routingKey: queue?.name ?? '', headers: { sent, nested: { at: sent }, list: [sent, 1] } });
+    const headers = (await getOne(ctx, queue as Queue)).headers as { sent: unknown; nested: { at: unknown }; list: unknown[] };
+    const whole = new Date('2026-12-01T12:34:56.000Z');
+    for (const value of [headers.sent, headers.nested.at, headers.list[0]]) {
+      expect(value).toBeInstanceOf(Date);
+      expect(value).toEqual(whole);
+    }
+    expect(headers.list[1]).toBe(1);
+  });
+
+  it.runIf(get.supports('deadLettering'))("parity: a dead-lettered message's x-death time is a Date", async () => {
+    const ctx = get();
+    const channel = await ctx.connection().channel();
+    const dlx = new Exchange(ctx.exchangeName('death-time-dlx'), { type: 'fanout', durable: false });
+    const [dead, work] = await declared(
+      channel,
+      new Queue(ctx.queueName('death-time-dead'), { exchange: dlx, durable: false }),
+      new Queue(ctx.queueName('death-time-work'), { durable: false, queueArguments: { 'x-dead-letter-exchange': dlx.name } }),
+    );
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    await new Producer(channel).publish({ job: 1 }, { routingKey: work?.name ?? '' });
+    (await getOne(ctx, work as Queue)).reject();
+    const deaths = (await getOne(ctx, dead as Queue)).headers['x-death'] as { time: unknown; reason: string }[];
+    expect(deaths[0]?.reason).toBe('rejected');
+    expect(deaths[0]?.time).toBeInstanceOf(Date);
+    expect((deaths[0]?.time as Date).getTime()).toBeGreaterThanOrEqual(before);
+  });
+
   it.runIf(get.supports('headersExchange'))('parity: headers exchange: a binding value of null (AMQP void) matches the header with any value', async () => {
     const ctx = get();
     const channel = await ctx.connection().channel();

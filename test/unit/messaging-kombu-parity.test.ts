@@ -1,5 +1,6 @@
 /**
- * Messaging behaviours checked against kombu 5.2 (each test failed before its fix).
+ * Messaging behaviours that follow kombu 5.2: accept lists, cancel_by_queue, amq.* exchanges,
+ * SimpleQueue clear/accept/redelivery, reply_to, missing codecs, message settling.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/connection.js';
