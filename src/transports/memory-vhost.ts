@@ -169,9 +169,12 @@ export class MemoryVhost {
   }
 
   unbindQueue(queueName: string, exchangeName: string, routingKey: string, args: Record<string, unknown>, owner: object): void {
-    const queue = this.requireQueue(queueName, owner);
-    const exchange = this.requireExchange(exchangeName);
-    if (exchange.name === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
+    if (exchangeName === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
+    // As RabbitMQ: unbinding from a queue or exchange that is not there is done already.
+    const queue = this.liveQueue(queueName);
+    const exchange = this.exchanges.get(exchangeName);
+    if (queue) this.checkExclusive(queue, owner);
+    if (!queue || !exchange) return;
     const index = exchange.bindings.findIndex((b) => b.queue === queue && b.routingKey === routingKey && argumentsEqual(b.args, args));
     if (index >= 0) exchange.bindings.splice(index, 1);
     this.autoDeleteExchange(exchange);

@@ -123,6 +123,16 @@ export function parityTests(get: ContextGetter): void {
     await expect(refused).rejects.toMatchObject({ code: 406 });
   });
 
+  it('parity: unbinding from a queue or an exchange that is not there succeeds, and the channel stays open', async () => {
+    const ctx = get();
+    const channel = await ctx.connection().channel();
+    const [queue] = await declared(channel, new Queue(ctx.queueName('unbind-missing'), { durable: false }));
+    await channel.unbindQueue(ctx.queueName('no-such-queue'), 'amq.direct', 'rk');
+    await channel.unbindQueue(queue?.name ?? '', ctx.exchangeName('no-such-exchange'), 'rk');
+    expect(channel.state).toBe('open');
+    expect((await channel.declareQueue({ name: queue?.name ?? '', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: true })).queue).toBe(queue?.name);
+  });
+
   it('parity: a Date in the headers arrives as a Date (an AMQP timestamp, to the second), nested ones too', async () => {
     const ctx = get();
     const channel = await ctx.connection().channel();
