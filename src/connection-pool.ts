@@ -10,6 +10,7 @@
 import type { Channel } from './channel.js';
 import type { Connection } from './connection.js';
 import type { ConnectionState } from './connection-status.js';
+import { unlessAborted } from './abortable.js';
 import { ConnectionClosed } from './errors.js';
 import { ResourcePool, type PoolOptions } from './pool.js';
 
@@ -120,22 +121,8 @@ export class ChannelPool extends ResourcePool<PooledChannel> {
     // The channel may wait for its connection to come back (for ever, while the broker is
     // down): a retired member (the pool closing, resized) does not wait with it. The channel
     // is closed whenever it does open.
-    const opening = this.connection.channel();
-    return new Promise<PooledChannel>((resolve, reject) => {
-      const abort = (): void => reject(retired());
-      signal.addEventListener('abort', abort, { once: true });
-      opening.then(
-        (channel) => {
-          signal.removeEventListener('abort', abort);
-          if (signal.aborted) void channel.close().catch(() => undefined);
-          else resolve(channel as PooledChannel);
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', abort);
-          reject(error);
-        },
-      );
-    });
+    const opening = this.connection.channel() as Promise<PooledChannel>;
+    return unlessAborted(opening, signal, retired, (channel) => void channel.close().catch(() => undefined));
   }
 
   protected async destroy(channel: PooledChannel): Promise<void> {

@@ -10,6 +10,7 @@
  */
 import type { Connection } from './connection.js';
 import type { ConnectionPool } from './connection-pool.js';
+import { unlessAborted } from './abortable.js';
 import { ConnectionClosed } from './errors.js';
 import { Producer, type ProducerOptions } from './messaging.js';
 import { ResourcePool, type AcquireOptions, type PoolOptions } from './pool.js';
@@ -95,24 +96,12 @@ export class ProducerPool extends ResourcePool<Producer> {
     const closed = (): ConnectionClosed => new ConnectionClosed('The pool was closed while waiting for a member.');
     if (signal.aborted) return Promise.reject(closed());
     const acquiring = this.connections.acquire({ block: true, ...(options.timeout !== undefined ? { timeout: options.timeout } : {}) });
-    return new Promise<Connection>((resolve, reject) => {
-      const abort = (): void => reject(closed());
-      signal.addEventListener('abort', abort, { once: true });
-      acquiring.then(
-        (connection) => {
-          signal.removeEventListener('abort', abort);
-          if (!signal.aborted) return resolve(connection);
-          try {
-            this.connections.release(connection);
-          } catch {
-            // The connection pool closed meanwhile: nothing to give back.
-          }
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', abort);
-          reject(error);
-        },
-      );
+    return unlessAborted(acquiring, signal, closed, (connection) => {
+      try {
+        this.connections.release(connection);
+      } catch {
+        // The connection pool closed meanwhile: nothing to give back.
+      }
     });
   }
 
