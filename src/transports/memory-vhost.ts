@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { ExchangeDeclaration, ExchangeType, MessageProperties, QueueDeclaration, QueueDeclareOk } from './transport.js';
 import { MemoryQueue, type IncomingMessage, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
 import { DeliveryPump } from './memory-pump.js';
+import { checkExchangeRedeclare, checkQueueRedeclare } from './memory-redeclare.js';
 import {
   BrokerRefusal,
   ReplyCode,
@@ -42,45 +43,8 @@ const BUILTIN: readonly [string, ExchangeType][] = [
   ['amq.match', 'headers'],
 ];
 
-/**
- * The queue arguments RabbitMQ compares when a queue is declared again (its `declare_args`);
- * any other argument may differ without a 406. An absent `x-queue-type` is 'classic'.
- */
-const CHECKED_QUEUE_ARGUMENTS = [
-  'x-expires', 'x-message-ttl', 'x-dead-letter-exchange', 'x-dead-letter-routing-key', 'x-max-length', 'x-max-length-bytes',
-  'x-max-in-memory-length', 'x-max-in-memory-bytes', 'x-max-priority', 'x-overflow', 'x-queue-mode', 'x-queue-version',
-  'x-single-active-consumer', 'x-queue-type', 'x-quorum-initial-group-size', 'x-delivery-limit', 'x-queue-leader-locator',
-  'x-queue-master-locator', 'x-initial-cluster-size', 'x-max-age', 'x-stream-max-segment-size-bytes', 'x-stream-filter-size-bytes',
-];
-/** The only exchange argument RabbitMQ compares on redeclare. */
-const CHECKED_EXCHANGE_ARGUMENTS = ['alternate-exchange'];
-
-/** The arguments of `args` RabbitMQ compares, defaults filled in. */
-function checked(args: Readonly<Record<string, unknown>>, keys: readonly string[], defaults: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
-  const picked: Record<string, unknown> = {};
-  for (const key of keys) {
-    const value = args[key] ?? defaults[key];
-    if (value !== undefined) picked[key] = value;
-  }
-  return picked;
-}
-const QUEUE_DEFAULTS = { 'x-queue-type': 'classic' };
-
 const refuse = (code: number, text: string) => new BrokerRefusal(code, text);
 const notFound = (kind: string, name: string) => refuse(ReplyCode.NOT_FOUND, `NOT_FOUND - no ${kind} '${name}' in vhost '/'`);
-const show = (value: unknown): string => {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-};
-const inequivalent = (kind: string, name: string, arg: string, received: unknown, current: unknown) =>
-  refuse(
-    ReplyCode.PRECONDITION_FAILED,
-    `PRECONDITION_FAILED - inequivalent arg '${arg}' for ${kind} '${name}' in vhost '/': received '${show(received)}' but current is '${show(current)}'`,
-  );
-
 /** Exchanges, queues and bindings of one broker, and the pump that feeds consumers. */
 export class MemoryVhost {
   private readonly exchanges = new Map<string, Exchange>();
@@ -102,13 +66,7 @@ export class MemoryVhost {
     }
     if (d.name === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
     if (existing) {
-      const internal = d.internal ?? false;
-      if (existing.type !== d.type) throw inequivalent('exchange', d.name, 'type', d.type, existing.type);
-      if (existing.durable !== d.durable) throw inequivalent('exchange', d.name, 'durable', d.durable, existing.durable);
-      if (existing.autoDelete !== d.autoDelete) throw inequivalent('exchange', d.name, 'auto_delete', d.autoDelete, existing.autoDelete);
-      if (existing.internal !== internal) throw inequivalent('exchange', d.name, 'internal', internal, existing.internal);
-      const [was, now] = [checked(existing.arguments, CHECKED_EXCHANGE_ARGUMENTS), checked(d.arguments, CHECKED_EXCHANGE_ARGUMENTS)];
-      if (!argumentsEqual(was, now)) throw inequivalent('exchange', d.name, 'arguments', now, was);
+      checkExchangeRedeclare(existing, d);
       return;
     }
     if (d.name.startsWith('amq.')) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - exchange name '${d.name}' contains reserved prefix 'amq.*'`);
@@ -137,13 +95,7 @@ export class MemoryVhost {
     const existing = d.name === '' ? undefined : this.liveQueue(d.name);
     if (existing) {
       this.checkExclusive(existing, owner);
-      if (!d.passive) {
-        if (existing.durable !== d.durable) throw inequivalent('queue', d.name, 'durable', d.durable, existing.durable);
-        if (existing.exclusive !== d.exclusive) throw inequivalent('queue', d.name, 'exclusive', d.exclusive, existing.exclusive);
-        if (existing.autoDelete !== d.autoDelete) throw inequivalent('queue', d.name, 'auto_delete', d.autoDelete, existing.autoDelete);
-        const [was, now] = [checked(existing.arguments, CHECKED_QUEUE_ARGUMENTS, QUEUE_DEFAULTS), checked(d.arguments, CHECKED_QUEUE_ARGUMENTS, QUEUE_DEFAULTS)];
-        if (!argumentsEqual(was, now)) throw inequivalent('queue', d.name, 'arguments', now, was);
-      }
+      if (!d.passive) checkQueueRedeclare(existing, d);
       existing.lastUsed = this.now();
       return this.declareOk(existing);
     }
