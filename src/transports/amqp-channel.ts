@@ -27,7 +27,7 @@ import { EventEmitter } from 'eventemitter3';
 import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
 import { Latch } from '../latch.js';
 import { AckBatch } from './amqp-acks.js';
-import { mapChannelError, refusedPublishExchange, rethrowLater } from './amqp-errors.js';
+import { mapChannelError, overtaken, refusedPublishExchange, rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
 import type {
   ConsumeOptions, ExchangeDeclaration, MessageProperties, PublishOptions, QueueDeclaration, QueueDeclareOk,
@@ -40,25 +40,6 @@ const BASIC_QOS = 0x3c000a;
 const BASIC_QOS_OK = 0x3c000b;
 const BASIC_RECOVER = 0x3c006e;
 const BASIC_RECOVER_OK = 0x3c006f;
-
-/**
- * The AMQP method (class << 16 | method) each RPC sends: a broker error naming another method
- * closed the channel over some other call, not over this one.
- */
-const RPC_METHODS: Readonly<Record<string, number>> = {
-  'declare exchange': 0x28000a,
-  'delete exchange': 0x280014,
-  'declare queue': 0x32000a,
-  'bind queue': 0x320014,
-  'purge queue': 0x32001e,
-  'delete queue': 0x320028,
-  'unbind queue': 0x320032,
-  qos: BASIC_QOS,
-  consume: 0x3c0014,
-  cancel: 0x3c001e,
-  get: 0x3c0046,
-  recover: BASIC_RECOVER,
-};
 
 /** The slice of amqplib's channel internals used here (not in its typings). */
 interface ChannelInternals {
@@ -450,22 +431,6 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       { recoverable: true },
     );
   }
-}
-
-/**
- * The error of an RPC the broker did not refuse: it closed the channel over another call (a
- * publish to a missing exchange, another declare) while this one was in flight. Recoverable,
- * unlike that refusal: the call itself may well succeed on the reopened channel. Undefined when
- * `reason` is this call's own refusal, or names no method.
- */
-function overtaken(reason: ChannelError, operation: string, channelId: number): ChannelError | undefined {
-  const own = RPC_METHODS[operation];
-  if (own === undefined || reason.classId === undefined || reason.methodId === undefined) return undefined;
-  if (((reason.classId << 16) | reason.methodId) === own) return undefined;
-  return new ChannelError(`Cannot ${operation} on channel ${channelId}: the broker closed it over another call (${reason.message})`, {
-    cause: reason,
-    recoverable: true,
-  });
 }
 
 function asMessage(deliveryTag: number | string): Message {

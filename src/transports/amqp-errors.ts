@@ -258,6 +258,47 @@ export function refusedPublishExchange(error: ChannelError): string | undefined 
 }
 
 /**
+ * The AMQP method (class << 16 | method) each RPC sends: a broker error naming another method
+ * closed the channel over some other call, not over this one.
+ */
+const RPC_METHODS: Readonly<Record<string, number>> = {
+  'declare exchange': 0x28000a,
+  'delete exchange': 0x280014,
+  'declare queue': 0x32000a,
+  'bind queue': 0x320014,
+  'purge queue': 0x32001e,
+  'delete queue': 0x320028,
+  'unbind queue': 0x320032,
+  qos: 0x3c000a,
+  consume: 0x3c0014,
+  cancel: 0x3c001e,
+  get: 0x3c0046,
+  recover: 0x3c006e,
+};
+
+/**
+ * The error of an RPC the broker did not refuse: it closed the channel over another call (a
+ * publish to a missing exchange, another declare) while this one was in flight. Recoverable,
+ * unlike that refusal: the call itself may well succeed on the reopened channel. Undefined when
+ * `reason` is this call's own refusal, or names no method.
+ *
+ * @example
+ * ```ts
+ * // declareQueue in flight when a publish to a missing exchange (404 on basic.publish) closed the channel:
+ * overtaken(refusal, 'declare queue', 1)?.recoverable; // true
+ * ```
+ */
+export function overtaken(reason: ChannelError, operation: string, channelId: number): ChannelError | undefined {
+  const own = RPC_METHODS[operation];
+  if (own === undefined || reason.classId === undefined || reason.methodId === undefined) return undefined;
+  if (((reason.classId << 16) | reason.methodId) === own) return undefined;
+  return new ChannelError(`Cannot ${operation} on channel ${channelId}: the broker closed it over another call (${reason.message})`, {
+    cause: reason,
+    recoverable: true,
+  });
+}
+
+/**
  * Surfaces an exception thrown by a user callback (consumer, event listener) without letting
  * it unwind through amqplib's frame parser, which would corrupt the connection's state: it
  * is rethrown on its own turn of the event loop, as an uncaught exception.

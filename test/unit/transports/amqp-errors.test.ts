@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AccessRefused, ChannelError, ConnectionError, DriverMissingError, HeartbeatTimeout, KombuError,
 } from '../../../src/errors.js';
-import { type BrokerInfo, mapChannelError, mapConnectionError, mapOpenError, methodName, refusedPublishExchange } from '../../../src/transports/amqp-errors.js';
+import { type BrokerInfo, mapChannelError, mapConnectionError, mapOpenError, methodName, overtaken, refusedPublishExchange } from '../../../src/transports/amqp-errors.js';
 import { createAmqpTransport } from '../../../src/transports/amqp.js';
 import type { ConnectParams } from '../../../src/transports/transport.js';
 
@@ -203,5 +203,25 @@ describe('refusedPublishExchange', () => {
   it('names none for other methods or texts', () => {
     expect(refusedPublishExchange(closed(404, "NOT_FOUND - no exchange 'a' in vhost '/'", 50, 20))).toBeUndefined();
     expect(refusedPublishExchange(closed(406, 'PRECONDITION_FAILED - invalid expiration'))).toBeUndefined();
+  });
+});
+
+describe('overtaken', () => {
+  const closed = (classId?: number, methodId?: number) =>
+    mapChannelError(Object.assign(new Error('Channel closed by server: 404 (NOT-FOUND)'), { code: 404, classId, methodId }), 1)!;
+
+  it('makes a call failed by the refusal of another method a recoverable ChannelError that names that refusal', () => {
+    const error = overtaken(closed(60, 40), 'declare queue', 3);
+    expect(error).toBeInstanceOf(ChannelError);
+    expect(error?.recoverable).toBe(true);
+    expect(error?.message).toMatch(/^Cannot declare queue on channel 3: the broker closed it over another call \(.*basic\.publish/);
+    expect(error?.cause).toMatchObject({ code: 404, classId: 60, methodId: 40, recoverable: false });
+  });
+
+  it("leaves a call's own refusal, a refusal naming no method, and unknown operations alone", () => {
+    expect(overtaken(closed(50, 10), 'declare queue', 1)).toBeUndefined();
+    expect(overtaken(closed(60, 20), 'consume', 1)).toBeUndefined();
+    expect(overtaken(closed(), 'declare queue', 1)).toBeUndefined();
+    expect(overtaken(closed(60, 40), 'publish', 1)).toBeUndefined();
   });
 });
