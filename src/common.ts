@@ -139,7 +139,7 @@ export interface EventloopOptions {
   limit?: number;
   /** Seconds each `drainEvents` may wait. */
   timeout?: number;
-  /** On a timeout, go on to the next iteration instead of throwing `TimeoutError`. */
+  /** On a timeout, drain again (nothing is yielded, as in kombu) instead of throwing `TimeoutError`. */
   ignoreTimeouts?: boolean;
 }
 
@@ -150,9 +150,9 @@ export interface EventloopOptions {
  *
  * @example
  * ```ts
- * consumer.consume();
+ * await consumer.consume();
  * for await (const _ of eventloop(conn, { timeout: 1, ignoreTimeouts: true })) {
- *   if (done) break;
+ *   if (done) break; // checked after each delivery: a timeout yields nothing
  * }
  * ```
  */

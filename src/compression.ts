@@ -160,7 +160,7 @@ export class CompressionRegistry {
    *
    * @example
    * ```ts
-   * const raw = registry.decompress(message.body, message.headers.compression);
+   * const raw = registry.decompress(message.body, message.headers['compression'] as string);
    * ```
    */
   decompress(body: Buffer | Uint8Array | string, contentType: string): Buffer {

@@ -318,7 +318,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    *
    * @example
    * ```ts
-   * consumer.consume();
+   * await consumer.consume();
    * await conn.drainEvents({ timeout: 5 });
    * ```
    */

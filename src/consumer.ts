@@ -33,15 +33,19 @@ import { Queue } from './queue.js';
 import { DEFAULT_ACCEPT, prepareAcceptContent } from './serialization.js';
 import type { RawMessage } from './transports/transport.js';
 
-/** Called with each decoded body and its message. */
-export type ConsumerCallback = (body: unknown, message: Message) => void | Promise<void>;
+/**
+ * Called with each decoded body and its message. What it returns is ignored, unless it is a
+ * Promise: that is waited for, and a rejection counts as a throw (so `(body, message) =>
+ * message.ack()` and async functions both fit).
+ */
+export type ConsumerCallback = (body: unknown, message: Message) => unknown;
 
 /** Options of {@link Consumer}. */
 export interface ConsumerOptions {
   /** Called in order with `(body, message)` for each message. */
   callbacks?: ConsumerCallback[];
   /** Called with the undecoded message instead of the callbacks (kombu's `on_message`). */
-  onMessage?: (message: Message) => void | Promise<void>;
+  onMessage?: (message: Message) => unknown;
   /**
    * Content types or serializer names to decode (default `['json']`; `application/data` and
    * `application/text` always pass). An unknown name throws `SerializationError` from the constructor.
@@ -86,7 +90,7 @@ let nextTag = 1;
 export class Consumer extends EventEmitter<ConsumerEvents> {
   readonly connection: Connection | undefined;
   callbacks: ConsumerCallback[];
-  onMessage: ((message: Message) => void | Promise<void>) | undefined;
+  onMessage: ((message: Message) => unknown) | undefined;
   onDecodeError: ((message: Message, error: SerializationError) => void) | undefined;
   readonly accept: readonly string[];
   noAck: boolean | undefined;
@@ -281,7 +285,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#run(() => this.receive(body, message), message);
   }
 
-  #run(fn: () => void | Promise<void>, message: Message): void {
+  #run(fn: () => unknown, message: Message): void {
     try {
       const result = fn();
       if (result instanceof Promise) result.catch((error: unknown) => this.#callbackFailed(error, message));

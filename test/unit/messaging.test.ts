@@ -263,6 +263,28 @@ describe('Consumer', () => {
     expect(kept[0]?.state).toBe('ACK');
   });
 
+  it("takes kombu's one-liner callbacks: `(body, message) => message.ack()` and `onMessage: (m) => m.ack()`", async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const errors: Error[] = [];
+    const viaCallbacks = new Consumer(channel, [new Queue('oneliner', { durable: false })], { callbacks: [(_body, message) => message.ack()] });
+    const viaOnMessage = new Consumer(channel, [new Queue('oneliner2', { durable: false })], { onMessage: (message) => message.ack() });
+    viaCallbacks.registerCallback(async () => {
+      throw new Error('async failure');
+    });
+    viaCallbacks.on('error', (e) => errors.push(e));
+    await viaCallbacks.consume();
+    await viaOnMessage.consume();
+    await new Producer(channel, { routingKey: 'oneliner' }).publish({ n: 1 });
+    await new Producer(channel, { routingKey: 'oneliner2' }).publish({ n: 2 });
+    await until(() => errors.length === 1);
+    await until(() => getMemoryBroker('messaging').queueInfo('oneliner2')?.messageCount === 0);
+    await channel.close(); // what is left unacked goes back to its queue
+    expect(errors[0]?.message).toBe('async failure');
+    expect(getMemoryBroker('messaging').queueInfo('oneliner')?.messageCount).toBe(0);
+    expect(getMemoryBroker('messaging').queueInfo('oneliner2')?.messageCount).toBe(0);
+  });
+
   it("onCallbackError 'reject' drops the failed message", async () => {
     const conn = connection();
     const channel = await conn.channel();
