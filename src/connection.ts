@@ -68,12 +68,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#failoverStrategy = failoverStrategy;
     this.#brokers = brokers;
     this.#hosts = this.#brokers.map((b) => brokerUri(b));
-    const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
+    // Each broker negotiates its own heartbeat (`?heartbeat=` may sit on one URL of several):
+    // checks paced for the shortest serve them all (a check against a longer one is cheap).
+    const heartbeat = Math.min(...this.#brokers.map((b) => (b.heartbeat > 0 ? b.heartbeat : Infinity)));
     const schedule = options.retryPolicy ? scheduleOf(options.retryPolicy) : DEFAULT_RETRY_SCHEDULE;
     this.#link = new ConnectionLink(this.#brokers, options);
     this.#actor = createConnectionActor(
       this.#link,
-      { hosts: this.#hosts, heartbeat, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
+      { hosts: this.#hosts, heartbeat: Number.isFinite(heartbeat) ? heartbeat : 0, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
       options.inspect,
     );
     this.#link.actor = this.#actor;

@@ -48,4 +48,18 @@ describe.skipIf(!reachable)('heartbeats on RabbitMQ', () => {
     expect(event.error?.name).toBe('HeartbeatTimeout');
     expect(Date.now() - stalledAt).toBeLessThanOrEqual(1875); // 1.5 s * 1.25
   });
+
+  it('?heartbeat=2 on the second broker of "a;b": a stall there is noticed within 2.5 s', async () => {
+    const proxy = await startFaultProxy({ targetPort: 5672 });
+    proxies.push(proxy);
+    const conn = new Connection(`amqp://guest:guest@127.0.0.1:1//;amqp://guest:guest@127.0.0.1:${proxy.port}//?heartbeat=2`, { retryPolicy: fast });
+    opened.push(conn);
+    await conn.connect();
+    expect(conn.port).toBe(proxy.port);
+    const disconnected = new Promise<{ error: { name: string } | undefined }>((resolve) => conn.once('disconnected', resolve));
+    const stalledAt = await stallAfterNextByte(conn, proxy);
+    const event = await disconnected;
+    expect(event.error?.name).toBe('HeartbeatTimeout');
+    expect(Date.now() - stalledAt).toBeLessThanOrEqual(2500); // the issue's bound at heartbeat 2
+  });
 });
