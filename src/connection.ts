@@ -56,6 +56,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #state: ConnectionState = 'idle';
   #closed = false;
   #declaredEntities: DeclarationCache | undefined;
+  /** Aborted by close(); made when an `ensure()` retry first sleeps. */
+  #closeController: AbortController | undefined;
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
   releaseHook: ((connection: Connection) => Promise<void>) | undefined;
 
@@ -261,7 +263,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * ```
    */
   ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
-    return retrying({ isClosed: () => this.#closed, heal: (p) => this.ensureConnection(p) }, obj, fn, policy);
+    return retrying({ isClosed: () => this.#closed, heal: (p) => this.ensureConnection(p), closedSignal: () => this.#closedSignal() }, obj, fn, policy);
   }
 
   /**
@@ -346,9 +348,22 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  /** Closes every channel and the connection; cancels any backoff. Safe to call twice. */
+  #closedSignal(): AbortSignal {
+    const controller = (this.#closeController ??= new AbortController());
+    if (this.#closed) this.#abortRetries();
+    return controller.signal;
+  }
+
+  #abortRetries(): void {
+    if (this.#closeController?.signal.aborted === false) {
+      this.#closeController.abort(new ConnectionClosed('The connection was closed while a call waited to retry.'));
+    }
+  }
+
+  /** Closes every channel and the connection; cancels any backoff and any `ensure()` retry. Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#abortRetries();
     if (this.#actor.getSnapshot().status !== 'active') return;
     // Calls waiting for a channel end because of this close (ConnectionClosed), not with the
     // recoverable error of a loss that came before it.
