@@ -121,8 +121,10 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
   readonly closeTimeout: number;
   /** Negotiated heartbeat, seconds (0 = off). */
   readonly heartbeat: number;
-  /** Seconds of silence that make the broker dead: the longer of the negotiated and the requested heartbeat. */
+  /** Seconds of silence that make the broker dead (see the constructor). */
   readonly #silenceLimit: number;
+  /** The heartbeat the checks are paced by, seconds: the one asked for, or the negotiated one if longer. */
+  readonly #checkPeriod: number;
   readonly #broker: BrokerInfo;
   readonly #internals: ConnectionInternals;
   /** Open channels: few, so an array (made by the first one, sized to it) rather than a Set. */
@@ -143,7 +145,12 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     this.closeTimeout = options.closeTimeout;
     this.#internals = model.connection as unknown as ConnectionInternals;
     this.heartbeat = this.#internals.heartbeat ?? 0;
-    this.#silenceLimit = this.heartbeat > 0 ? Math.max(this.heartbeat, options.requestedHeartbeat ?? 0) : 0;
+    const requested = options.requestedHeartbeat ?? 0;
+    // A fraction asked for (1.5 s negotiates 1 s) is judged as asked; a heartbeat the broker
+    // lowered (20 s asked, 10 s negotiated) as negotiated: the broker's frames come that often.
+    this.#silenceLimit = this.heartbeat > 0 && Math.floor(requested) === this.heartbeat ? requested : this.heartbeat;
+    // The connection machine paces its checks by the heartbeat asked for, not the negotiated one.
+    this.#checkPeriod = Math.max(this.heartbeat, requested);
     // The listeners are shared functions that find this connection from amqplib's (their
     // `this`): closures would cost three functions and a context per connection.
     owners.set(model, this);
@@ -209,7 +216,7 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     const heartbeatMs = this.#silenceLimit * 1000;
     // Called every heartbeat/rate s; twice that late means the event loop was blocked and
     // has not read the socket either: judge at the next check instead.
-    const intervalMs = heartbeatMs / (Number.isFinite(rate) && rate >= 1 ? rate : 2);
+    const intervalMs = (this.#checkPeriod * 1000) / (Number.isFinite(rate) && rate >= 1 ? rate : 2);
     if (sinceCheck > 2 * intervalMs) return;
     const silentMs = now - this.#lastReceived;
     if (silentMs <= heartbeatMs) return;
