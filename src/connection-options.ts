@@ -53,7 +53,7 @@ export interface ConnectionOptions {
   autoReconnect?: boolean;
   /** Schedule of automatic reconnects (default kombu's: 2, 4, ... 30 s, forever). */
   retryPolicy?: Pick<RetryPolicy, 'maxRetries' | 'intervalStart' | 'intervalStep' | 'intervalMax'>;
-  /** Heartbeat checks per heartbeat interval (default 5: a dead peer is seen within 1.2 intervals). */
+  /** Heartbeat checks per heartbeat interval, >= 1 (default 5: a dead peer is seen within 1.2 intervals). */
   heartbeatRate?: number;
   /** A name the broker shows for this connection. */
   connectionName?: string;
@@ -123,7 +123,12 @@ function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void 
   if (urlOrHostname !== undefined && typeof urlOrHostname !== 'string') {
     throw new ConfigurationError(`The broker URL or host name must be a string, got ${typeof urlOrHostname}.`);
   }
-  const { port, alternates, failoverStrategy } = options;
+  const { port, alternates, failoverStrategy, heartbeatRate } = options;
+  // Checks run every heartbeat/rate s: 0 made a busy loop (a 1 ms timer), NaN or a negative
+  // rate no check at all, and a rate below 1 checks too seldom for heartbeatCheck to judge.
+  if (heartbeatRate !== undefined && !(typeof heartbeatRate === 'number' && Number.isFinite(heartbeatRate) && heartbeatRate >= 1)) {
+    throw new ConfigurationError(`heartbeatRate must be a number >= 1 (checks per heartbeat), got ${String(heartbeatRate)}.`);
+  }
   if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
     throw new ConfigurationError(`port must be a whole number from 1 to 65535, got ${String(port)}.`);
   }

@@ -56,6 +56,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #state: ConnectionState = 'idle';
   #closed = false;
   #declaredEntities: DeclarationCache | undefined;
+  /** Aborted by close(); made when an `ensure()` retry first sleeps. */
+  #closeController: AbortController | undefined;
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
   releaseHook: ((connection: Connection) => Promise<void>) | undefined;
 
@@ -68,12 +70,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#failoverStrategy = failoverStrategy;
     this.#brokers = brokers;
     this.#hosts = this.#brokers.map((b) => brokerUri(b));
-    const heartbeat = this.#brokers[0]?.heartbeat ?? 0;
+    // Each broker negotiates its own heartbeat (`?heartbeat=` may sit on one URL of several):
+    // checks paced for the shortest serve them all (a check against a longer one is cheap).
+    const heartbeat = Math.min(...this.#brokers.map((b) => (b.heartbeat > 0 ? b.heartbeat : Infinity)));
     const schedule = options.retryPolicy ? scheduleOf(options.retryPolicy) : DEFAULT_RETRY_SCHEDULE;
     this.#link = new ConnectionLink(this.#brokers, options);
     this.#actor = createConnectionActor(
       this.#link,
-      { hosts: this.#hosts, heartbeat, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
+      { hosts: this.#hosts, heartbeat: Number.isFinite(heartbeat) ? heartbeat : 0, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
       options.inspect,
     );
     this.#link.actor = this.#actor;
@@ -259,7 +263,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * ```
    */
   ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
-    return retrying({ isClosed: () => this.#closed, heal: (p) => this.ensureConnection(p) }, obj, fn, policy);
+    return retrying({ isClosed: () => this.#closed, heal: (p) => this.ensureConnection(p), closedSignal: () => this.#closedSignal() }, obj, fn, policy);
   }
 
   /**
@@ -344,9 +348,22 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  /** Closes every channel and the connection; cancels any backoff. Safe to call twice. */
+  #closedSignal(): AbortSignal {
+    const controller = (this.#closeController ??= new AbortController());
+    if (this.#closed) this.#abortRetries();
+    return controller.signal;
+  }
+
+  #abortRetries(): void {
+    if (this.#closeController?.signal.aborted === false) {
+      this.#closeController.abort(new ConnectionClosed('The connection was closed while a call waited to retry.'));
+    }
+  }
+
+  /** Closes every channel and the connection; cancels any backoff and any `ensure()` retry. Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#abortRetries();
     if (this.#actor.getSnapshot().status !== 'active') return;
     // Calls waiting for a channel end because of this close (ConnectionClosed), not with the
     // recoverable error of a loss that came before it.

@@ -145,6 +145,8 @@ export interface RetryHost {
   isClosed(): boolean;
   /** Waits until the connection is back (kombu's `ensure_connection` under `policy`). */
   heal(policy: RetryPolicy): Promise<unknown>;
+  /** Aborts when the connection is closed: a sleep between retries ends then (no timer outlives close()). */
+  closedSignal?(): AbortSignal;
 }
 
 /**
@@ -174,7 +176,7 @@ export function retrying<A extends unknown[], R>(
         if (policy.timeout !== undefined && Date.now() - started + interval * 1000 > policy.timeout * 1000) throw error;
         const thrown = safeCall(() => policy.errback?.(error as Error, interval));
         if (thrown) throw thrown;
-        if (interval > 0) await sleep(interval);
+        if (interval > 0) await sleep(interval, host.closedSignal?.());
         await host.heal({ ...policy, errback: () => undefined, callback: () => undefined });
         safeCall(policy.callback);
       }

@@ -10,7 +10,8 @@
  * - It records when bytes last arrived from the broker, from the socket's `data` events.
  *   (amqplib reads the socket in paused mode through `readable`/`read()`; a `data` listener
  *   then only observes each chunk read and does not switch the stream to flowing mode.)
- * - It throws when nothing arrived for more than the negotiated heartbeat. RabbitMQ checks
+ * - It throws when nothing arrived for more than the heartbeat (the negotiated one, or the
+ *   fraction asked for when longer: 1.5 s negotiates 1 s and is judged at 1.5 s). RabbitMQ checks
  *   every heartbeat/2 whether it sent anything and sends a heartbeat frame if not, so its
  *   longest natural silence is just under one heartbeat (measured: up to 1.7 s at
  *   heartbeat 2). "Silent for more than one heartbeat" is the tightest bound that never
@@ -97,6 +98,11 @@ export interface AmqpConnectionOptions {
   broker: BrokerInfo;
   /** Seconds `close()` waits for the broker's close-ok before destroying the socket. */
   closeTimeout: number;
+  /**
+   * The heartbeat asked for, seconds (fractions allowed): silence is judged against it when
+   * it is longer than the negotiated (whole-second) one.
+   */
+  requestedHeartbeat?: number;
 }
 
 /**
@@ -115,6 +121,10 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
   readonly closeTimeout: number;
   /** Negotiated heartbeat, seconds (0 = off). */
   readonly heartbeat: number;
+  /** Seconds of silence that make the broker dead (see the constructor). */
+  readonly #silenceLimit: number;
+  /** The heartbeat the checks are paced by, seconds: the one asked for, or the negotiated one if longer. */
+  readonly #checkPeriod: number;
   readonly #broker: BrokerInfo;
   readonly #internals: ConnectionInternals;
   /** Open channels: few, so an array (made by the first one, sized to it) rather than a Set. */
@@ -135,6 +145,12 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     this.closeTimeout = options.closeTimeout;
     this.#internals = model.connection as unknown as ConnectionInternals;
     this.heartbeat = this.#internals.heartbeat ?? 0;
+    const requested = options.requestedHeartbeat ?? 0;
+    // A fraction asked for (1.5 s negotiates 1 s) is judged as asked; a heartbeat the broker
+    // lowered (20 s asked, 10 s negotiated) as negotiated: the broker's frames come that often.
+    this.#silenceLimit = this.heartbeat > 0 && Math.floor(requested) === this.heartbeat ? requested : this.heartbeat;
+    // The connection machine paces its checks by the heartbeat asked for, not the negotiated one.
+    this.#checkPeriod = Math.max(this.heartbeat, requested);
     // The listeners are shared functions that find this connection from amqplib's (their
     // `this`): closures would cost three functions and a context per connection.
     owners.set(model, this);
@@ -190,22 +206,22 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
 
   /**
    * Checks the broker is alive; amqplib sends our heartbeats. Throws HeartbeatTimeout when
-   * nothing arrived for more than the negotiated heartbeat (see the header comment).
+   * nothing arrived for more than the heartbeat (see the header comment).
    */
   heartbeatCheck(rate: number): void {
     if (this.#state !== 'open' || this.heartbeat <= 0) return;
     const now = performance.now();
     const sinceCheck = now - this.#lastCheck;
     this.#lastCheck = now;
-    const heartbeatMs = this.heartbeat * 1000;
+    const heartbeatMs = this.#silenceLimit * 1000;
     // Called every heartbeat/rate s; twice that late means the event loop was blocked and
     // has not read the socket either: judge at the next check instead.
-    const intervalMs = heartbeatMs / (Number.isFinite(rate) && rate >= 1 ? rate : 2);
+    const intervalMs = (this.#checkPeriod * 1000) / (Number.isFinite(rate) && rate >= 1 ? rate : 2);
     if (sinceCheck > 2 * intervalMs) return;
     const silentMs = now - this.#lastReceived;
     if (silentMs <= heartbeatMs) return;
     const error = new HeartbeatTimeout(
-      `No data from ${this.#broker.url} for ${(silentMs / 1000).toFixed(1)} s (heartbeat ${this.heartbeat} s): the broker is unreachable or hung`,
+      `No data from ${this.#broker.url} for ${(silentMs / 1000).toFixed(1)} s (heartbeat ${this.#silenceLimit} s): the broker is unreachable or hung`,
     );
     this.#destroy(error);
     throw error;

@@ -157,8 +157,11 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
   if (signal.aborted) throw aborted();
 
   const transportOptions = params.transportOptions;
-  // AMQP negotiates whole seconds; a fraction rounds up (never down to 0, which means off).
-  const heartbeat = params.heartbeat > 0 ? Math.ceil(params.heartbeat) : 0;
+  // AMQP negotiates whole seconds: a fraction rounds down (never to 0, which means off), so
+  // that the broker's heartbeats (every half interval) come well within the fraction asked
+  // for, which AmqpConnection then watches. Rounding up would let a 1.5 s heartbeat go 2 s
+  // unchecked, past the promised 1.25 heartbeats.
+  const heartbeat = params.heartbeat > 0 ? Math.max(1, Math.floor(params.heartbeat)) : 0;
   const frameMax = numberOption(transportOptions, 'frameMax');
   const channelMax = numberOption(transportOptions, 'channelMax');
   const connectOptions: Amqplib.Options.Connect = {
@@ -214,7 +217,7 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
       throw controller.signal.reason;
     }
     const closeTimeout = numberOption(transportOptions, 'closeTimeout') ?? DEFAULT_CLOSE_TIMEOUT;
-    return new AmqpConnection(model, { broker, closeTimeout });
+    return new AmqpConnection(model, { broker, closeTimeout, requestedHeartbeat: params.heartbeat });
   } catch (error) {
     // Lost the race to an abort: close whatever amqplib still manages to open.
     attempt?.then((model) => model.close().catch(() => {}), () => {});

@@ -367,6 +367,13 @@ describe('Connection construction', () => {
     }
   });
 
+  it('refuses a heartbeatRate that would check in a busy loop (0) or never (NaN, negative, below 1)', () => {
+    for (const heartbeatRate of [0, -1, Number.NaN, 0.5, Number.POSITIVE_INFINITY]) {
+      expect(() => new Connection('memory://x', { heartbeat: 2, heartbeatRate }), String(heartbeatRate)).toThrow(ConfigurationError);
+    }
+    void new Connection('memory://x', { heartbeat: 2, heartbeatRate: 1 }).close();
+  });
+
   it('reads a host given without a scheme as host[:port], and refuses user info there without echoing it', () => {
     for (const [host, hostname, port, uri] of [
       ['rabbit:5673', 'rabbit', 5673, 'amqp://guest:**@rabbit:5673//'],

@@ -77,6 +77,49 @@ describe('AmqpConnection.heartbeatCheck', () => {
     expect(() => conn.heartbeatCheck(5)).toThrow(HeartbeatTimeout);
   });
 
+  it('judges a heartbeat the broker lowered (20 s asked, 10 s negotiated) at 10 s, checked every 20/5 s', async () => {
+    const { model } = fakeModel(10);
+    const conn = new AmqpConnection(model as unknown as ChannelModel, {
+      broker: { url: 'amqp://guest@h:5672/', userid: 'guest', vhost: '/' },
+      closeTimeout: 1,
+      requestedHeartbeat: 20,
+    });
+    const thrownAt: number[] = [];
+    for (let i = 1; i <= 8; i++) {
+      // the connection machine's checks: every 20 / 5 s, each timer a millisecond late as Node's are
+      await vi.advanceTimersByTimeAsync(4001);
+      try {
+        conn.heartbeatCheck(5);
+      } catch (error) {
+        expect(error).toBeInstanceOf(HeartbeatTimeout);
+        thrownAt.push(i * 4001);
+      }
+    }
+    // silent for 12 s at the third check: past the negotiated 10 s
+    expect(thrownAt).toEqual([12_003]);
+  });
+
+  it('judges a fractional heartbeat (1.5 s asked, 1 s negotiated) at 1.5 s', async () => {
+    const { model } = fakeModel(1);
+    const conn = new AmqpConnection(model as unknown as ChannelModel, {
+      broker: { url: 'amqp://guest@h:5672/', userid: 'guest', vhost: '/' },
+      closeTimeout: 1,
+      requestedHeartbeat: 1.5,
+    });
+    const checks: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      await vi.advanceTimersByTimeAsync(300);
+      try {
+        conn.heartbeatCheck(5);
+        checks.push('ok');
+      } catch {
+        checks.push('timeout');
+      }
+    }
+    // 0.3 .. 1.5 s pass, 1.8 s throws
+    expect(checks).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'timeout']);
+  });
+
   it('is a no-op with heartbeats off', async () => {
     const { conn } = connection(0);
     await vi.advanceTimersByTimeAsync(60_000);

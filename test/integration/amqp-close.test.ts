@@ -1,0 +1,40 @@
+/**
+ * close() as an operator's shutdown meets it: whatever the connection is doing, close()
+ * ends it, and nothing of ours (socket, timer) is left to keep the process alive.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Connection, ConnectionClosed, ConnectionError } from '../../src/index.js';
+import { requireRabbitmq } from '../helpers/rabbitmq.js';
+
+const reachable = await requireRabbitmq('amqp-close.test');
+const URL = 'amqp://guest:guest@127.0.0.1:5672//';
+const opened: Connection[] = [];
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((c) => c.close()));
+});
+
+describe.skipIf(!reachable)('close() on RabbitMQ', () => {
+  it('ends an ensure() retry sleeping between attempts: it rejects with ConnectionClosed and leaves no timer', async () => {
+    const before = timers();
+    const conn = new Connection(URL);
+    opened.push(conn);
+    await conn.connect();
+    let calls = 0;
+    let sleeping!: () => void;
+    const slept = new Promise<void>((resolve) => (sleeping = resolve));
+    // kombu's default schedule sleeps 2, 4, ... 30 s between retries (the first retry is immediate).
+    const flaky = conn.ensure(undefined, async () => {
+      calls += 1;
+      throw new ConnectionError('broker hiccup', { recoverable: true });
+    }, { errback: (_error, interval) => { if (interval > 0) sleeping(); } });
+    const result = flaky();
+    result.catch(() => undefined);
+    await slept;
+    await conn.close();
+    expect(timers()).toBeLessThanOrEqual(before);
+    await expect(result).rejects.toBeInstanceOf(ConnectionClosed);
+    expect(calls).toBe(2);
+  });
+});
