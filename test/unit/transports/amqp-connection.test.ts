@@ -77,13 +77,16 @@ describe('AmqpConnection.heartbeatCheck', () => {
     expect(() => conn.heartbeatCheck(5)).toThrow(HeartbeatTimeout);
   });
 
-  it('judges a heartbeat the broker lowered (20 s asked, 10 s negotiated) at 10 s, checked every 20/5 s', async () => {
-    const { model } = fakeModel(10);
-    const conn = new AmqpConnection(model as unknown as ChannelModel, {
+  /** A connection whose broker agreed to `negotiated` s of heartbeat when `requested` were asked. */
+  const withHeartbeat = (negotiated: number, requested: number): AmqpConnection =>
+    new AmqpConnection(fakeModel(negotiated).model as unknown as ChannelModel, {
       broker: { url: 'amqp://guest@h:5672/', userid: 'guest', vhost: '/' },
       closeTimeout: 1,
-      requestedHeartbeat: 20,
+      requestedHeartbeat: requested,
     });
+
+  it('judges a heartbeat the broker lowered (20 s asked, 10 s negotiated) at 10 s, checked every 20/5 s', async () => {
+    const conn = withHeartbeat(10, 20);
     const thrownAt: number[] = [];
     for (let i = 1; i <= 8; i++) {
       // the connection machine's checks: every 20 / 5 s, each timer a millisecond late as Node's are
@@ -100,12 +103,7 @@ describe('AmqpConnection.heartbeatCheck', () => {
   });
 
   it('judges a fractional heartbeat (1.5 s asked, 1 s negotiated) at 1.5 s', async () => {
-    const { model } = fakeModel(1);
-    const conn = new AmqpConnection(model as unknown as ChannelModel, {
-      broker: { url: 'amqp://guest@h:5672/', userid: 'guest', vhost: '/' },
-      closeTimeout: 1,
-      requestedHeartbeat: 1.5,
-    });
+    const conn = withHeartbeat(1, 1.5);
     const checks: string[] = [];
     for (let i = 0; i < 6; i++) {
       await vi.advanceTimersByTimeAsync(300);
