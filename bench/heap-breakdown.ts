@@ -3,6 +3,8 @@
  * a V8 heap snapshot before and after opening K of each, compiled code left out, so the
  * numbers repeat to the byte between runs. It explains the heap ratio of the AMQP table:
  *   - amqplib as kombu-ts opens it (heartbeat off, as kombu's default; TCP_NODELAY);
+ *   - the same once kombu-ts has released what amqplib keeps of its opening handshake (see
+ *     `releaseHandshake` in src/transports/amqp-connection.ts): what kombu-ts really holds;
  *   - the two XState actors every connection + channel is (connection actor with its actor
  *     system, channel child actor): the floor of the architecture;
  *   - what kombu-ts's own objects add (facades, transport wrappers, listeners).
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import amqplib from 'amqplib';
 import { createActor, fromPromise } from 'xstate';
 import type * as Machines from '../machines/index.js';
+import type * as AmqpConnectionModule from '../src/transports/amqp-connection.js';
 import { Connection } from './library.js';
 import { sleep } from './lib.js';
 
@@ -23,6 +26,9 @@ const URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
 const RAW_URL = URL.replace(/\/\/$/, '/%2F');
 const K = 100;
 const machines = (await import(process.env.KOMBU_TS_SOURCES ? '../machines/index.js' : '../dist/machines/index.js')) as typeof Machines;
+const { releaseHandshake } = (await import(
+  process.env.KOMBU_TS_SOURCES ? '../src/transports/amqp-connection.js' : '../dist/src/transports/amqp-connection.js'
+)) as typeof AmqpConnectionModule;
 
 /** Bytes of every heap object but compiled code, after a full GC. */
 async function heapObjects(): Promise<number> {
@@ -84,6 +90,12 @@ export async function heapBreakdown(): Promise<string> {
     await conn.createConfirmChannel();
     return () => conn.close();
   });
+  const amqplibReleased = await perInstance(async () => {
+    const conn = await amqplib.connect(`${RAW_URL}?heartbeat=0`, { noDelay: true });
+    releaseHandshake(conn.connection as unknown as Parameters<typeof releaseHandshake>[0]);
+    await conn.createConfirmChannel();
+    return () => conn.close();
+  });
   const actors = await perInstance(async () => {
     const actor = createActor(bareMachine, { input }).start();
     actor.send({ type: 'connect' });
@@ -101,8 +113,9 @@ export async function heapBreakdown(): Promise<string> {
   const rows = [
     ['amqplib connection + confirm channel, defaults (the AMQP table\'s baseline)', amqplibDefault],
     ['  the same as kombu-ts opens it (heartbeat 0, noDelay)', amqplibAsUsed],
+    ['  the same, with the handshake amqplib keeps released (as kombu-ts holds it)', amqplibReleased],
     ['  + XState: connection actor (with its actor system) and channel child actor', actors],
-    ['  + kombu-ts\'s own objects (facades, wrappers, listeners)', kombu - amqplibAsUsed - actors],
+    ['  + kombu-ts\'s own objects (facades, wrappers, listeners)', kombu - amqplibReleased - actors],
     ['kombu-ts connection + channel', kombu],
   ] as const;
   const lines = [

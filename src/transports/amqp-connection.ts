@@ -42,6 +42,8 @@ import type { TransportConnection, TransportConnectionEvents } from './transport
 interface ConnectionInternals {
   /** The socket (a net.Socket or tls.TLSSocket). */
   stream: NodeJS.ReadableStream & { destroy(error?: Error): void; destroyed: boolean };
+  /** amqplib's handler for a socket error or end: closes the connection with `error`. */
+  onSocketError?: (error: Error) => void;
   /** Negotiated heartbeat, seconds (0 = off). */
   heartbeat?: number;
   /** Moves frames from the channels' buffers to `out` (the socket), one `write()` per frame. */
@@ -87,6 +89,53 @@ function coalesceWrites(internals: ConnectionInternals): void {
     corkedPasses.set(pass, corked);
   }
   muxer._readIncoming = corked;
+}
+
+/** Each socket's amqplib connection, for the shared `end` listener. */
+const socketOwners = new WeakMap<object, ConnectionInternals>();
+
+/** The socket ended: amqplib's own reaction (close everything with 'Unexpected close'). */
+function onSocketEnd(this: object): void {
+  const internals = socketOwners.get(this);
+  internals?.onSocketError?.(new Error('Unexpected close'));
+}
+
+type Listener = (...args: unknown[]) => void;
+const isAmqplibSocketHandler = (listener: Listener): boolean => listener.name === 'bound onSocketError';
+
+/**
+ * Frees what amqplib keeps of its opening handshake for the connection's whole life, about
+ * 2.5 KiB per connection. Two socket listeners hold it (amqplib 2.x):
+ *
+ * - `socket.on('end', conn.onSocketError.bind(conn, new Error('Unexpected close')))`. V8 keeps
+ *   an error's stack unformatted until somebody reads it: call-site records that hold every
+ *   function of the handshake and, through them, its scope (tuned options, client
+ *   properties). It is swapped for a shared listener that makes the same error when the
+ *   socket really ends.
+ * - `connect()`'s `socket.once('error', ...)`, which reports a failure to connect and does
+ *   nothing once the connection is open, but holds `connect()`'s scope (the parsed URL, the
+ *   open frames, the credentials). It is removed; amqplib's own 'error' listener stays.
+ *
+ * Each step happens only when amqplib's own listeners are found as described, so another
+ * amqplib version is left as it is.
+ *
+ * @internal exported for the heap benchmark (bench/heap-breakdown.ts).
+ */
+export function releaseHandshake(internals: ConnectionInternals): void {
+  const socket = internals.stream;
+  if (typeof internals.onSocketError !== 'function') return;
+  const onEnd = (socket.listeners('end') as Listener[]).find(isAmqplibSocketHandler);
+  if (onEnd) {
+    socketOwners.set(socket, internals);
+    socket.removeListener('end', onEnd);
+    socket.on('end', onSocketEnd);
+  }
+  const onError = socket.rawListeners('error') as (Listener & { listener?: Listener })[];
+  if (!onError.some(isAmqplibSocketHandler)) return;
+  for (const wrapper of onError) {
+    // A `once` listener is a wrapper whose `listener` is the function given; connect()'s is anonymous.
+    if (wrapper.listener && wrapper.listener.name === '') socket.removeListener('error', wrapper.listener);
+  }
 }
 
 const ignore = (): void => undefined;
@@ -167,6 +216,7 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
       this.#internals.stream.on('data', this.#onData);
     }
     coalesceWrites(this.#internals);
+    releaseHandshake(this.#internals);
   }
 
   static #onClose(this: ChannelModel, error?: unknown): void {
