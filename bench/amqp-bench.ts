@@ -180,25 +180,53 @@ const kombuClient: Client = {
   },
 };
 
+/** Runs `fn`, returning its result and the CPU time (user + system, µs) this process spent meanwhile. */
+async function withCpu<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const before = process.cpuUsage();
+  const result = await fn();
+  const used = process.cpuUsage(before);
+  return [result, used.user + used.system];
+}
+
 async function throughput(py: PythonKombu | undefined): Promise<string[]> {
   const clients: Client[] = [amqplibClient, acmClient, kombuClient, ...(py ? [py] : [])];
   const publish = new Map<string, number[]>();
   const consume = new Map<string, number[]>();
+  const cpu = new Map<string, { publish: number[]; consume: number[] }>();
+  const add = (m: Map<string, number[]>, name: string, value: number) => (m.get(name) ?? m.set(name, []).get(name)!).push(value);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const client of clients) {
+    // Each round starts with the next client: the broker's state (queues just deleted, its
+    // garbage collector) then weighs on every client alike instead of on a fixed one.
+    const order = clients.map((_, i) => clients[(i + round) % clients.length]!);
+    for (const client of order) {
       const q = queueName(`${client.name.replace(/\W/g, '')}-${round}`);
-      (publish.get(client.name) ?? publish.set(client.name, []).get(client.name)!).push(await client.publish(q));
+      const [published, publishCpu] = await withCpu(() => client.publish(q));
+      add(publish, client.name, published);
       await dropQueue(q);
       await fill(q);
-      (consume.get(client.name) ?? consume.set(client.name, []).get(client.name)!).push(await client.consume(q));
+      const [consumed, consumeCpu] = await withCpu(() => client.consume(q));
+      add(consume, client.name, consumed);
       await dropQueue(q);
+      // Python kombu runs in its own process: this process's CPU says nothing about it.
+      if (client !== py) {
+        const entry = cpu.get(client.name) ?? cpu.set(client.name, { publish: [], consume: [] }).get(client.name)!;
+        entry.publish.push(publishCpu / N);
+        entry.consume.push(consumeCpu / N);
+      }
     }
   }
   const rows = (m: Map<string, number[]>): Row[] => [...m].map(([name, v]) => ({ name, value: median(v) }));
-  return [
-    table(`Confirmed publish, ${N.toLocaleString('en-US')} x 256 B JSON, window ${WINDOW} (median of ${ROUNDS})`, 'msg/s', rows(publish), 'amqplib', true),
-    table(`Consume, prefetch ${WINDOW}, ack each (median of ${ROUNDS})`, 'msg/s', rows(consume), 'amqplib', true),
-  ];
+  const publishTable = table(`Confirmed publish, ${N.toLocaleString('en-US')} x 256 B JSON, window ${WINDOW} (median of ${ROUNDS})`, 'msg/s', rows(publish), 'amqplib', true);
+  const consumeTable = table(`Consume, prefetch ${WINDOW}, ack each (median of ${ROUNDS})`, 'msg/s', rows(consume), 'amqplib', true);
+  const cpuTable = [
+    `### Client CPU per message, µs (user + system of this process, median of ${ROUNDS}; lower is better)`,
+    '',
+    '| client | publish | consume |',
+    '|---|---:|---:|',
+    ...[...cpu].map(([name, v]) => `| ${name} | ${median(v.publish).toFixed(1)} | ${median(v.consume).toFixed(1)} |`),
+  ].join('\n');
+  console.log(`\n${cpuTable}\n`);
+  return [publishTable, consumeTable, cpuTable];
 }
 
 /** Cuts every connection from the broker side; resolves when rabbitmqctl returns. */

@@ -30,7 +30,7 @@
  * ends: the check throws it, and the `close` event reports the same error object. If
  * amqplib's own (slower) check fires first, `close` reports a HeartbeatTimeout too.
  */
-import type { ChannelModel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
 import { Latch } from '../latch.js';
@@ -98,6 +98,44 @@ const socketOwners = new WeakMap<object, ConnectionInternals>();
 function onSocketEnd(this: object): void {
   const internals = socketOwners.get(this);
   internals?.onSocketError?.(new Error('Unexpected close'));
+}
+
+/** amqplib's ConfirmChannel internals used to open one without a confirm.select round trip. */
+interface ConfirmChannelInternals {
+  open(): Promise<unknown>;
+  sendImmediately(method: number, fields: Record<string, unknown>): unknown;
+}
+type ConfirmChannelClass = new (connection: unknown) => ConfirmChannel & ConfirmChannelInternals;
+
+/** AMQP's confirm.select method (class 85, method 10). */
+const CONFIRM_SELECT = (85 << 16) | 10;
+
+/** amqplib's ConfirmChannel class, learnt from the first confirm channel it makes. */
+let confirmChannelClass: ConfirmChannelClass | undefined;
+
+/**
+ * Opens a confirm channel. amqplib's `createConfirmChannel()` waits for the broker's answer
+ * to channel.open and then to confirm.select: two round trips. A channel is in confirm mode
+ * for every publish after confirm.select, answered or not (the broker reads a channel's
+ * frames in order), so once amqplib's ConfirmChannel class is known, confirm.select goes
+ * with `nowait`: one round trip less for every channel opened, recoveries included (about
+ * 0.3 ms on an idle local broker, more on a busy one). Should it fail, the broker closes the
+ * channel, which then ends like any channel closed by the broker.
+ */
+async function openConfirmChannel(model: ChannelModel): Promise<ConfirmChannel> {
+  const Class = confirmChannelClass;
+  if (!Class) {
+    const channel = await model.createConfirmChannel();
+    const learnt = channel.constructor as Partial<ConfirmChannelClass> & { prototype?: Partial<ConfirmChannelInternals> };
+    if (typeof learnt.prototype?.open === 'function' && typeof learnt.prototype.sendImmediately === 'function') {
+      confirmChannelClass = learnt as ConfirmChannelClass;
+    }
+    return channel;
+  }
+  const channel = new Class(model.connection);
+  await channel.open();
+  channel.sendImmediately(CONFIRM_SELECT, { nowait: true });
+  return channel;
 }
 
 type Listener = (...args: unknown[]) => void;
@@ -239,7 +277,7 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     this.#assertOpen('open a channel');
     let ch;
     try {
-      ch = await this.raw.createConfirmChannel();
+      ch = await openConfirmChannel(this.raw);
     } catch (error) {
       if (this.#state !== 'open') throw this.#closedError('open a channel');
       throw new ChannelError(`Could not open a channel on ${this.#broker.url}: ${String(error)}`, { cause: error });

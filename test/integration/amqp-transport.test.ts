@@ -253,6 +253,19 @@ describe.skipIf(!reachable)('amqp transport (RabbitMQ)', () => {
     expect(ch.isOpen).toBe(true);
   });
 
+  it('every channel is in confirm mode, the first one and those opened without waiting for confirm.select-ok', async () => {
+    const conn = await open();
+    const channels = [await conn.createChannel(), await conn.createChannel(), await conn.createChannel()];
+    const queue = await declareQueue(channels[0]!);
+    // Confirmed publishes settle on each (they would wait forever on a channel not in confirm mode).
+    await Promise.all(channels.map((ch) => ch.publish(Buffer.from('x'), {}, '', queue, { confirm: true })));
+    const localPort = (conn as unknown as { raw: { connection: { stream: { localPort: number } } } }).raw.connection.stream.localPort;
+    const { stdout } = await rabbitmqctl('list_channels', 'name', 'confirm', '--no-table-headers', '--quiet');
+    const ours = stdout.split('\n').filter((line) => line.includes(`:${localPort} -> `));
+    expect(ours).toHaveLength(3);
+    for (const line of ours) expect(line.trim().split(/\s+/).at(-1)).toBe('true');
+  });
+
   it('close() closes channels without errors, is safe twice, and refuses later calls', async () => {
     const conn = await amqpTransport.connect(params({ heartbeat: 10 }), never);
     const ch = await conn.createChannel();
