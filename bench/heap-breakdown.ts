@@ -4,7 +4,7 @@
  * numbers repeat to the byte between runs. It explains the heap ratio of the AMQP table:
  *   - amqplib as kombu-ts opens it (heartbeat off, as kombu's default; TCP_NODELAY);
  *   - the same once kombu-ts has released what amqplib keeps of its opening handshake (see
- *     `releaseHandshake` in src/transports/amqp-connection.ts): what kombu-ts really holds;
+ *     `releaseHandshake` in src/transports/amqplib-internals.ts): what kombu-ts really holds;
  *   - the two XState actors every connection + channel is (connection actor with its actor
  *     system, channel child actor): the floor of the architecture;
  *   - what kombu-ts's own objects add (facades, transport wrappers, listeners).
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import amqplib from 'amqplib';
 import { createActor, fromPromise } from 'xstate';
 import type * as Machines from '../machines/index.js';
-import type * as AmqpConnectionModule from '../src/transports/amqp-connection.js';
+import type * as AmqplibInternals from '../src/transports/amqplib-internals.js';
 import { Connection } from './library.js';
 import { sleep } from './lib.js';
 
@@ -27,8 +27,8 @@ const RAW_URL = URL.replace(/\/\/$/, '/%2F');
 const K = 100;
 const machines = (await import(process.env.KOMBU_TS_SOURCES ? '../machines/index.js' : '../dist/machines/index.js')) as typeof Machines;
 const { releaseHandshake } = (await import(
-  process.env.KOMBU_TS_SOURCES ? '../src/transports/amqp-connection.js' : '../dist/src/transports/amqp-connection.js'
-)) as typeof AmqpConnectionModule;
+  process.env.KOMBU_TS_SOURCES ? '../src/transports/amqplib-internals.js' : '../dist/src/transports/amqplib-internals.js'
+)) as typeof AmqplibInternals;
 
 /** Bytes of every heap object but compiled code, after a full GC. */
 async function heapObjects(): Promise<number> {

@@ -1,0 +1,152 @@
+/**
+ * Where kombu-ts reaches into amqplib's internals, all in one place to check when amqplib is
+ * upgraded. Each adaptation looks for the internals it expects and leaves amqplib as it is
+ * when they are not there, so a different amqplib only loses the gain, never a function:
+ *
+ * - `coalesceWrites`: one `writev` per pass of amqplib's muxer instead of a `write` per frame.
+ * - `releaseHandshake`: frees what amqplib keeps of its opening handshake (about 4 KiB per
+ *   connection).
+ * - `openConfirmChannel`: a confirm channel in one round trip instead of two.
+ *
+ * The tests that pin them down: the GC test and the FIN test in
+ * test/integration/amqp-transport-faults.test.ts, the confirm-mode test in
+ * test/integration/amqp-transport.test.ts, and the throughput benchmark.
+ */
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+
+/** amqplib's connection internals used here (not in its typings). */
+export interface ConnectionInternals {
+  /** The socket (a net.Socket or tls.TLSSocket). */
+  stream: NodeJS.ReadableStream & { destroy(error?: Error): void; destroyed: boolean };
+  /** amqplib's handler for a socket error or end: closes the connection with `error`. */
+  onSocketError?: (error: Error) => void;
+  /** Negotiated heartbeat, seconds (0 = off). */
+  heartbeat?: number;
+  /** Moves frames from the channels' buffers to `out` (the socket), one `write()` per frame. */
+  muxer?: Muxer;
+}
+
+interface Muxer {
+  out?: unknown;
+  _readIncoming?: (this: Muxer) => void;
+}
+
+type Corkable = { cork(): void; uncork(): void };
+const corkable = (stream: unknown): stream is Corkable =>
+  typeof (stream as Partial<Corkable>).cork === 'function' && typeof (stream as Partial<Corkable>).uncork === 'function';
+
+/** The corked version of each muxer pass function met (one, unless two amqplib copies are loaded). */
+const corkedPasses = new WeakMap<(this: Muxer) => void, (this: Muxer) => void>();
+
+/**
+ * Write coalescing: amqplib's muxer writes every frame (each publish, each ack) with its own
+ * `socket.write()`, which is one syscall and, with TCP_NODELAY, one TCP segment per frame.
+ * Corking the socket for the length of each muxer pass sends the pass's frames as one
+ * `writev` instead: fewer syscalls for us and fewer packets for the broker to read. Frame
+ * order and amqplib's own backpressure (write() returning false, 'drain') are unchanged.
+ * If a future amqplib has no such muxer, writes simply stay uncoalesced.
+ */
+export function coalesceWrites(internals: ConnectionInternals): void {
+  const muxer = internals.muxer;
+  const pass = muxer?._readIncoming;
+  if (!muxer || typeof pass !== 'function' || muxer.out !== internals.stream || !corkable(muxer.out)) return;
+  let corked = corkedPasses.get(pass);
+  if (!corked) {
+    // Shared by every connection: the muxer it runs for is `this`, its socket `this.out`.
+    corked = function readIncomingCorked(this: Muxer): void {
+      const out = this.out as Corkable;
+      out.cork();
+      try {
+        pass.call(this);
+      } finally {
+        out.uncork();
+      }
+    };
+    corkedPasses.set(pass, corked);
+  }
+  muxer._readIncoming = corked;
+}
+
+/** Each socket's amqplib connection, for the shared `end` listener. */
+const socketOwners = new WeakMap<object, ConnectionInternals>();
+
+/** The socket ended: amqplib's own reaction (close everything with 'Unexpected close'). */
+function onSocketEnd(this: object): void {
+  const internals = socketOwners.get(this);
+  internals?.onSocketError?.(new Error('Unexpected close'));
+}
+
+/** amqplib's ConfirmChannel internals used to open one without a confirm.select round trip. */
+interface ConfirmChannelInternals {
+  open(): Promise<unknown>;
+  sendImmediately(method: number, fields: Record<string, unknown>): unknown;
+}
+type ConfirmChannelClass = new (connection: unknown) => ConfirmChannel & ConfirmChannelInternals;
+
+/** AMQP's confirm.select method (class 85, method 10). */
+const CONFIRM_SELECT = (85 << 16) | 10;
+
+/** amqplib's ConfirmChannel class, learnt from the first confirm channel it makes. */
+let confirmChannelClass: ConfirmChannelClass | undefined;
+
+/**
+ * Opens a confirm channel. amqplib's `createConfirmChannel()` waits for the broker's answer
+ * to channel.open and then to confirm.select: two round trips. A channel is in confirm mode
+ * for every publish after confirm.select, answered or not (the broker reads a channel's
+ * frames in order), so once amqplib's ConfirmChannel class is known, confirm.select goes
+ * with `nowait`: one round trip less for every channel opened, recoveries included (about
+ * 0.3 ms on an idle local broker, more on a busy one). Should it fail, the broker closes the
+ * channel, which then ends like any channel closed by the broker.
+ */
+export async function openConfirmChannel(model: ChannelModel): Promise<ConfirmChannel> {
+  const Class = confirmChannelClass;
+  if (!Class) {
+    const channel = await model.createConfirmChannel();
+    const learnt = channel.constructor as Partial<ConfirmChannelClass> & { prototype?: Partial<ConfirmChannelInternals> };
+    if (typeof learnt.prototype?.open === 'function' && typeof learnt.prototype.sendImmediately === 'function') {
+      confirmChannelClass = learnt as ConfirmChannelClass;
+    }
+    return channel;
+  }
+  const channel = new Class(model.connection);
+  await channel.open();
+  channel.sendImmediately(CONFIRM_SELECT, { nowait: true });
+  return channel;
+}
+
+type Listener = (...args: unknown[]) => void;
+const isAmqplibSocketHandler = (listener: Listener): boolean => listener.name === 'bound onSocketError';
+
+/**
+ * Frees what amqplib keeps of its opening handshake for the connection's whole life, about
+ * 2.5 KiB per connection. Two socket listeners hold it (amqplib 2.x):
+ *
+ * - `socket.on('end', conn.onSocketError.bind(conn, new Error('Unexpected close')))`. V8 keeps
+ *   an error's stack unformatted until somebody reads it: call-site records that hold every
+ *   function of the handshake and, through them, its scope (tuned options, client
+ *   properties). It is swapped for a shared listener that makes the same error when the
+ *   socket really ends.
+ * - `connect()`'s `socket.once('error', ...)`, which reports a failure to connect and does
+ *   nothing once the connection is open, but holds `connect()`'s scope (the parsed URL, the
+ *   open frames, the credentials). It is removed; amqplib's own 'error' listener stays.
+ *
+ * Each step happens only when amqplib's own listeners are found as described, so another
+ * amqplib version is left as it is. (bench/heap-breakdown.ts applies it to plain amqplib too,
+ * to show how much of amqplib's own heap it is.)
+ */
+export function releaseHandshake(internals: ConnectionInternals): void {
+  const socket = internals.stream;
+  if (typeof internals.onSocketError !== 'function') return;
+  const onEnd = (socket.listeners('end') as Listener[]).find(isAmqplibSocketHandler);
+  if (onEnd) {
+    socketOwners.set(socket, internals);
+    socket.removeListener('end', onEnd);
+    socket.on('end', onSocketEnd);
+  }
+  const onError = socket.rawListeners('error') as (Listener & { listener?: Listener })[];
+  if (!onError.some(isAmqplibSocketHandler)) return;
+  for (const wrapper of onError) {
+    // A `once` listener is a wrapper whose `listener` is the function given; connect()'s is anonymous.
+    if (wrapper.listener && wrapper.listener.name === '') socket.removeListener('error', wrapper.listener);
+  }
+}
