@@ -97,6 +97,19 @@ export class ChannelWaiters {
     }
   }
 
+  /**
+   * Hands `channel` to the publishes at the head of the line, up to the first waiting
+   * operation: those may go before the channel is fully restored, and none overtakes a
+   * declaration a caller made before it.
+   */
+  releasePublishes(channel: TransportChannel): void {
+    for (const waiter of this.#waiters) {
+      if (!waiter.publish) return;
+      this.#waiters.delete(waiter);
+      waiter.resolve(channel);
+    }
+  }
+
   /** Rejects every waiter with `error`. */
   fail(error: Error): void {
     const waiters = [...this.#waiters];

@@ -127,6 +127,29 @@ describe('Channel recovery after a lost connection', () => {
     await reaches(channel, 'open');
   });
 
+  it('sends waiting publishes once declarations are restored, without waiting for the consumers', async () => {
+    const { channel, releaseAll } = await heldAtConsumerRestore('early');
+    expect(channel.state).toBe('recovering');
+    // The consumer's restore is held: the publish still goes, and lands.
+    await channel.publish(Buffer.from('during'), {}, '', 'early');
+    expect(channel.state).toBe('recovering');
+    expect(getMemoryBroker('early').queueInfo('early')?.messageCount).toBe(1);
+    releaseAll();
+    await reaches(channel, 'open');
+  });
+
+  it('keeps a publish made during a recovery behind a declaration asked for before it', async () => {
+    const { channel, releaseAll } = await heldAtConsumerRestore('order');
+    const settled: string[] = [];
+    const declared = channel.declareQueue(declaration('order-new')).then(() => settled.push('declare'));
+    const published = channel.publish(Buffer.from('x'), {}, '', 'order-new').then(() => settled.push('publish'));
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toEqual([]);
+    releaseAll();
+    await Promise.all([declared, published]);
+    expect(settled).toContain('publish');
+  });
+
   it('is suspended by a lost connection at once, with its error, and counts the reopen as a recovery', async () => {
     const conn = connection('memory://suspend', memoryTransport);
     const channel = await conn.channel();
