@@ -7,6 +7,7 @@
  * came.
  */
 import { LimitExceeded, TimeoutError } from './errors.js';
+import { afterSeconds, type Timer } from './seconds.js';
 import type { TransportChannel } from './transports/transport.js';
 
 interface Waiter {
@@ -50,7 +51,8 @@ export class ChannelWaiters {
 
   /**
    * Waits for the channel to be writable, as one of at most `maxBuffered` publishes, for at
-   * most `timeout` seconds: beyond either it rejects with `LimitExceeded` / `TimeoutError`.
+   * most `timeout` seconds (`Infinity`: no limit): beyond either it rejects with
+   * `LimitExceeded` / `TimeoutError`.
    */
   publish(options: { maxBuffered?: number | undefined; timeout?: number | undefined }): Promise<TransportChannel> {
     const { maxBuffered, timeout } = options;
@@ -61,9 +63,9 @@ export class ChannelWaiters {
     }
     this.#buffered += 1;
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       const done = (): void => {
-        if (timer) clearTimeout(timer);
+        timer?.cancel();
         this.#buffered -= 1;
       };
       const waiter: Waiter = {
@@ -79,11 +81,11 @@ export class ChannelWaiters {
       };
       this.#waiters.add(waiter);
       if (timeout !== undefined) {
-        timer = setTimeout(() => {
+        timer = afterSeconds(timeout, () => {
           this.#waiters.delete(waiter);
           done();
           reject(new TimeoutError(`Publish timed out after ${timeout} s waiting for channel ${this.#channelId} (reconnecting, or blocked by the broker; publishTimeout).`));
-        }, timeout * 1000);
+        });
       }
     });
   }

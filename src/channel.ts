@@ -25,6 +25,7 @@ import type { ActorRefFrom } from 'xstate';
 import { summarizeError, type channelMachine, type ErrorSummary } from '../machines/index.js';
 import { ChannelRegistry } from './channel-registry.js';
 import { ChannelWaiters } from './channel-waiters.js';
+import { checkSeconds } from './seconds.js';
 import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError } from './errors.js';
 import type {
   ConsumeOptions,
@@ -73,7 +74,7 @@ export interface ChannelEvents {
 export interface ChannelPublishOptions extends PublishOptions {
   /** While the channel is down, at most this many publishes wait for it; one more rejects with `LimitExceeded`. */
   maxBuffered?: number | undefined;
-  /** Seconds a publish may wait for the channel to come back before rejecting with `TimeoutError`. */
+  /** Seconds a publish may wait for the channel to come back before rejecting with `TimeoutError` (`Infinity`: no limit). */
   timeout?: number | undefined;
 }
 
@@ -402,6 +403,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * is not blocked.
    */
   whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined } = {}): Promise<TransportChannel> {
+    try {
+      checkSeconds(options.timeout, 'publish timeout');
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#state === 'open' && this.#current?.isOpen && !this.#host.isBlocked()) return Promise.resolve(this.#current);
     // Recovering, routing restored, consumers not yet: a publish goes unless an operation waits before it.
     const routed = this.#routed;
@@ -422,6 +428,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * whose channel died before the confirm is sent again after the recovery (at least once).
    */
   publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: ChannelPublishOptions = {}): Promise<void> {
+    try {
+      checkSeconds(options.timeout, 'publish timeout');
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const current = this.#current;
     if (this.#state !== 'open' || current?.isOpen !== true || this.#host.isBlocked()) {
       return this.#publishWaiting(body, properties, exchange, routingKey, options, undefined);

@@ -17,6 +17,7 @@ import {
 } from '../machines/index.js';
 import type { Channel } from './channel.js';
 import { IllegalStateError } from './errors.js';
+import { longClock } from './seconds.js';
 
 export type TransportReport = Extract<ConnectionEvent, { type: 'transport.lost' | 'transport.blocked' | 'transport.unblocked' }>;
 
@@ -90,7 +91,7 @@ export function createConnectionActor(
   input: ConnectionInput,
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
 ): Actor<typeof connectionMachine> {
-  const actor = createActor(drivenMachine, { input, ...(inspect ? { inspect } : {}) });
+  const actor = createActor(drivenMachine, { input, clock: longClock, ...(inspect ? { inspect } : {}) });
   drivers.set(actor.system as ActorSystem<never>, driver);
   return actor as unknown as Actor<typeof connectionMachine>;
 }

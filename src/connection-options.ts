@@ -9,6 +9,7 @@
  */
 import type { ActorOptions, AnyActorLogic } from 'xstate';
 import { ConfigurationError, IllegalStateError } from './errors.js';
+import { checkSeconds } from './seconds.js';
 import { orderHosts, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import { canonicalName, checkScheme, defaultPortFor } from './transports/registry.js';
 import { checkTlsOptions } from './transports/tls-options.js';
@@ -37,7 +38,7 @@ export interface ConnectionOptions {
   ssl?: boolean | TlsOptions;
   /** Transport name (`amqp`, `redis`, `memory`...) or a Transport object. Default `amqp`. */
   transport?: string | Transport;
-  /** Seconds to wait for one connection attempt (default 4, as kombu). */
+  /** Seconds to wait for one connection attempt (default 4, as kombu; `Infinity` or 0: no limit). */
   connectTimeout?: number;
   transportOptions?: Record<string, unknown>;
   /** SASL mechanism (AMQP): PLAIN, AMQPLAIN, EXTERNAL. */
@@ -61,7 +62,7 @@ export interface ConnectionOptions {
   inspect?: ActorOptions<AnyActorLogic>['inspect'];
   /** Publishes that may wait per channel while reconnecting (default 10000); more reject with `LimitExceeded`. */
   maxBufferedMessages?: number;
-  /** Seconds a publish may wait for a reconnect before rejecting with `TimeoutError` (default: no limit). */
+  /** Seconds a publish may wait for a reconnect before rejecting with `TimeoutError` (default and `Infinity`: no limit). */
   publishTimeout?: number;
   /** @internal Brokers already resolved (by `clone()`): used as they are, URL and broker options ignored. */
   [RESOLVED_BROKERS]?: readonly BrokerParams[];
@@ -111,12 +112,6 @@ const TRANSPORT_DEFAULTS: Record<string, Partial<BrokerParams>> = {
   rediss: { hostname: 'localhost', virtualHost: '0' },
   memory: { hostname: 'localhost' },
 };
-
-function checkSeconds(value: number | undefined, name: string): void {
-  if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-    throw new ConfigurationError(`${name} must be a number of seconds >= 0, got ${String(value)}.`);
-  }
-}
 
 /** Options JavaScript callers (or untyped config) can get wrong: refused here, not at connect. */
 function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void {
@@ -193,7 +188,8 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
 /** Resolves the constructor arguments into the brokers to try, in failover order (`failoverStrategy` applied). */
 export function resolveBrokers(urlOrHostname: string | undefined, options: ConnectionOptions): { brokers: BrokerParams[]; failoverStrategy: FailoverStrategy } {
   checkSeconds(options.connectTimeout, 'connectTimeout');
-  checkSeconds(options.heartbeat, 'heartbeat');
+  checkSeconds(options.heartbeat, 'heartbeat', { finite: true });
+  checkSeconds(options.publishTimeout, 'publishTimeout');
   checkOptions(urlOrHostname, options);
   const resolved = options[RESOLVED_BROKERS];
   if (resolved) {
@@ -265,7 +261,7 @@ export function brokerInfo(broker: BrokerParams, all: readonly BrokerParams[], f
  */
 export function cloneBrokers(brokers: readonly BrokerParams[], overrides: ConnectionOptions): BrokerParams[] {
   checkSeconds(overrides.connectTimeout, 'connectTimeout');
-  checkSeconds(overrides.heartbeat, 'heartbeat');
+  checkSeconds(overrides.heartbeat, 'heartbeat', { finite: true });
   if (overrides.ssl !== undefined) checkTlsOptions(overrides.ssl);
   return brokers.map((b) => ({
     ...b,

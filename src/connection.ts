@@ -23,6 +23,7 @@ import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
+import { afterSeconds, type Timer } from './seconds.js';
 import { DEFAULT_RETRY_SCHEDULE, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
 
@@ -166,7 +167,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean, cancel = true): Promise<this> {
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       let last = this.#state;
       const finish = (state: ConnectionState): boolean => {
         const entered = state !== last;
@@ -177,7 +178,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           if (!entered || !onFailure?.(state)) return false;
         }
         sub.unsubscribe();
-        if (timer) clearTimeout(timer);
+        timer?.cancel();
         if (state === 'connected') resolve(this);
         else if (state === 'backoff' || state === 'failover') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
         else if (state === 'failed') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
@@ -189,7 +190,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         complete: () => finish('closed'),
       });
       if (timeout !== undefined) {
-        timer = setTimeout(() => {
+        timer = afterSeconds(timeout, () => {
           sub.unsubscribe();
           const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
           if (cancel) {
@@ -197,7 +198,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
             this.#actor.send({ type: 'cancel', error: summarizeError(error) });
           }
           reject(error);
-        }, timeout * 1000);
+        });
       }
     });
   }

@@ -5,6 +5,7 @@
  * `publish(); await drainEvents()` does not miss a message that came back before the await.
  */
 import { ConnectionClosed, TimeoutError } from './errors.js';
+import { afterSeconds, checkSeconds, type Timer } from './seconds.js';
 
 /**
  * @example
@@ -32,28 +33,35 @@ export class DeliverySignal {
 
   /**
    * Resolves at the next delivery (or at once for one not drained yet); rejects with
-   * `TimeoutError` after `timeout` seconds, and with `ConnectionClosed` when woken by
-   * {@link close} (`isClosed` says which).
+   * `TimeoutError` after `timeout` seconds (`Infinity`: never; 0: unless one is already
+   * there), and with `ConnectionClosed` when woken by {@link close} (`isClosed` says which).
+   * A timeout that is no number of seconds >= 0 rejects with `ConfigurationError`, waiting for nothing.
    */
   wait(options: { timeout?: number | undefined }, isClosed: () => boolean): Promise<void> {
+    try {
+      checkSeconds(options.timeout, 'drainEvents timeout');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { timeout } = options;
     if (this.#undrained > 0) {
       this.#undrained -= 1;
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       const wake = (error?: Error): void => {
-        if (timer) clearTimeout(timer);
+        timer?.cancel();
         if (error) reject(error);
         else if (isClosed()) reject(new ConnectionClosed('The connection was closed while draining events.'));
         else resolve();
       };
       (this.#waiters ??= new Set()).add(wake);
-      if (options.timeout !== undefined) {
-        timer = setTimeout(() => {
+      if (timeout !== undefined) {
+        timer = afterSeconds(timeout, () => {
           this.#waiters?.delete(wake);
-          reject(new TimeoutError(`No event within ${options.timeout} s.`));
-        }, options.timeout * 1000);
+          reject(new TimeoutError(`No event within ${timeout} s.`));
+        });
       }
     });
   }

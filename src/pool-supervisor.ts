@@ -11,6 +11,7 @@ import { createActor, fromCallback, fromPromise, type Actor, type ActorOptions, 
 import { poolMachine, poolMemberMachine, summarizeError, type ErrorSummary, type PoolMemberEvent, type PoolState } from '../machines/index.js';
 import { ConnectionClosed, KombuError } from './errors.js';
 import type { MemberStatus } from './pool-status.js';
+import { longClock } from './seconds.js';
 
 /** @internal One member as the facade sees it. */
 export interface Slot<R> {
@@ -83,7 +84,7 @@ export class PoolSupervisor<R> {
     this.#hooks = hooks;
     this.#listener = listener;
     this.#preload = input.preload;
-    this.actor = createActor(this.#provide(), { input, ...(inspect ? { inspect } : {}) });
+    this.actor = createActor(this.#provide(), { input, clock: longClock, ...(inspect ? { inspect } : {}) });
     this.actor.subscribe({ next: () => listener.changed(), error: noop });
   }
 

@@ -26,6 +26,7 @@ import { checkCount, type AcquireOptions, type PoolEvents, type PoolOptions, typ
 import { PoolStatusStore, type PoolStatus } from './pool-status.js';
 import { PoolSupervisor, type MemberHooks, type Slot } from './pool-supervisor.js';
 import { WaiterQueue } from './pool-waiters.js';
+import { checkSeconds } from './seconds.js';
 
 export type { MemberStatus, PoolStatus } from './pool-status.js';
 export type { AcquireOptions, PoolEvents, PoolOptions, ResizeOptions } from './pool-options.js';
@@ -195,7 +196,8 @@ export abstract class ResourcePool<R extends object> extends EventEmitter<PoolEv
   /**
    * Acquires a member: a free one (the most recently released, as kombu), else a new one while
    * under the limit, else `block: false` rejects with `LimitExceeded` at once and `block: true`
-   * waits in FIFO order, at most `timeout` seconds (then `LimitExceeded`). Never resolves with a
+   * waits in FIFO order, at most `timeout` seconds (then `LimitExceeded`; `Infinity`: no limit;
+   * 0: no wait; NaN or negative: `RangeError`). Never resolves with a
    * dead member.
    *
    * @example
@@ -227,12 +229,17 @@ export abstract class ResourcePool<R extends object> extends EventEmitter<PoolEv
       return Promise.reject(new LimitExceeded(`Pool limit ${limit} reached: every member is in use.`));
     }
     const timeout = options.timeout;
-    if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
-      return Promise.reject(new RangeError(`timeout must be a number of seconds >= 0, got ${String(timeout)}`));
+    try {
+      // A RangeError, as acquire() has always thrown for a bad timeout.
+      checkSeconds(timeout, 'timeout', { error: (message) => new RangeError(message) });
+    } catch (error) {
+      return Promise.reject(error);
     }
+    // Infinity: waits like no timeout at all (no timer in the pool actor).
+    const timed = timeout !== undefined && timeout !== Infinity;
     return new Promise<R>((resolve, reject) => {
-      const waiter = this.#waiters.add(block, timeout !== undefined, resolve, reject);
-      if (timeout !== undefined) this.#supervisor.waiterWait(waiter.id, timeout);
+      const waiter = this.#waiters.add(block, timed, resolve, reject);
+      if (timed) this.#supervisor.waiterWait(waiter.id, timeout);
       this.#status.touch();
       this.#demand();
     });

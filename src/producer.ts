@@ -21,6 +21,7 @@ import type { Connection } from './connection.js';
 import { EncodeError, IllegalStateError, toKombuError, type KombuError } from './errors.js';
 import { Exchange, deliveryModeOf, type DeliveryMode } from './exchange.js';
 import { Queue } from './queue.js';
+import { checkSeconds } from './seconds.js';
 import type { RetryPolicy } from './retry.js';
 import { dumps } from './serialization.js';
 import type { MessageProperties, ReturnedMessage } from './transports/transport.js';
@@ -51,7 +52,7 @@ export interface ProducerOptions {
   onReturn?: (message: ReturnedMessage) => void;
   /** Publishes that may wait for a reconnect, per channel (default: the connection's, else 10000). */
   maxBufferedMessages?: number;
-  /** Seconds a publish may wait for a reconnect (default: the connection's, else no limit). */
+  /** Seconds a publish may wait for a reconnect (default: the connection's, else no limit; `Infinity`: no limit). */
   publishTimeout?: number;
   /** Wait for the broker's confirm where the transport has them (default true). */
   confirm?: boolean;
@@ -139,6 +140,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
     } else {
       this.#connection = channelOrConnection;
     }
+    checkSeconds(options.publishTimeout, 'publishTimeout');
     this.#options = options;
     this.exchange = typeof options.exchange === 'string' ? new Exchange(options.exchange) : (options.exchange ?? new Exchange(''));
     this.routingKey = options.routingKey ?? '';
@@ -200,6 +202,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
   publish(body: unknown, options: ProducerPublishOptions = {}): Promise<void> {
     let prepared: Prepared;
     try {
+      checkSeconds(options.publishTimeout, 'publishTimeout');
       prepared = this.#prepare(body, options);
     } catch (error) {
       return Promise.reject(error);

@@ -9,6 +9,7 @@
  * counts as one attempt, as in kombu: with three brokers, `maxRetries: 2` is one round.
  */
 import { isRecoverable } from './errors.js';
+import { afterSeconds, checkSeconds } from './seconds.js';
 
 /** How to retry. Durations in seconds (fractions allowed). */
 export interface RetryPolicy {
@@ -18,13 +19,13 @@ export interface RetryPolicy {
   intervalStart?: number;
   /** Added to the sleep after each round, seconds (default 2). */
   intervalStep?: number;
-  /** Longest sleep, seconds (default 30). */
+  /** Longest sleep, seconds (default 30; `Infinity`: no cap). */
   intervalMax?: number;
   /** Called with the error and the seconds about to be slept (0 while failing over) on each failure. */
   errback?: (error: Error, interval: number) => void;
   /** Called on every retry, before the attempt. */
   callback?: () => void;
-  /** Give up after this many seconds in all, rejecting with `TimeoutError`. */
+  /** Give up after this many seconds in all, rejecting with `TimeoutError` (`Infinity`: no limit). */
   timeout?: number | undefined;
 }
 
@@ -44,10 +45,9 @@ export const DEFAULT_RETRY_SCHEDULE: Readonly<RetrySchedule> = Object.freeze({
   intervalMax: 30,
 });
 
+/** Policy values keep the RangeError they have always thrown; `Infinity` is allowed (no cap, no limit, forever). */
 function nonNegative(value: number | undefined, name: string): void {
-  if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
-    throw new RangeError(`${name} must be a number of seconds >= 0, got ${String(value)}`);
-  }
+  checkSeconds(value, name, { error: (message) => new RangeError(message) });
 }
 
 /** The numeric schedule of `policy`, with kombu's defaults filled in and values checked. */
@@ -77,7 +77,9 @@ export function scheduleOf(policy: RetryPolicy = {}, defaults: Readonly<RetrySch
  * ```
  */
 export function intervalFor(schedule: RetrySchedule, round: number): number {
-  return Math.min(schedule.intervalStart + round * schedule.intervalStep, schedule.intervalMax);
+  // Round 0 is intervalStart alone: 0 * an intervalStep of Infinity would be NaN.
+  const grown = round === 0 ? schedule.intervalStart : schedule.intervalStart + round * schedule.intervalStep;
+  return Math.min(grown, schedule.intervalMax);
 }
 
 /** True when `retries` failed attempts leave no retry under `schedule`. */
@@ -112,16 +114,21 @@ export function orderHosts(hosts: readonly string[], strategy: FailoverStrategy 
   return [...hosts];
 }
 
-/** Sleeps `seconds`; rejects at once when `signal` aborts. Leaves no timer behind. */
+/**
+ * Sleeps `seconds` (`Infinity`: until `signal` aborts; past Node's timer limit: that long);
+ * rejects at once when `signal` aborts, and with a RangeError for NaN or negative seconds.
+ * Leaves no timer behind.
+ */
 export function sleep(seconds: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    nonNegative(seconds, 'sleep seconds');
     if (signal?.aborted) return reject(signal.reason as Error);
-    const timer = setTimeout(() => {
+    const timer = afterSeconds(seconds, () => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, seconds * 1000);
+    });
     const onAbort = (): void => {
-      clearTimeout(timer);
+      timer.cancel();
       reject(signal?.reason as Error);
     };
     signal?.addEventListener('abort', onAbort, { once: true });

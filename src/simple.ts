@@ -19,6 +19,7 @@ import { Exchange, type ExchangeOptions } from './exchange.js';
 import type { Message } from './message.js';
 import { Producer, type ProducerPublishOptions } from './producer.js';
 import { Queue, type QueueOptions } from './queue.js';
+import { afterSeconds, checkSeconds, type Timer } from './seconds.js';
 import { DEFAULT_ACCEPT } from './serialization.js';
 
 /** Options of {@link SimpleQueue} and {@link SimpleBuffer}. */
@@ -165,10 +166,13 @@ export class SimpleQueue {
   }
 
   /**
-   * The next message. With `block` (default) waits for one, up to `timeout` seconds (default:
-   * forever), and throws `Empty` when none came; without `block` it is {@link getNowait}.
+   * The next message. With `block` (default) waits for one, up to `timeout` seconds (default
+   * and `Infinity`: forever; 0: only a message already there), and throws `Empty` when none
+   * came; without `block` it is {@link getNowait}. A timeout that is no number of seconds >= 0
+   * is a `ConfigurationError`.
    */
   async get(options: { block?: boolean; timeout?: number } = {}): Promise<Message> {
+    checkSeconds(options.timeout, 'timeout');
     if (options.block === false) return this.getNowait();
     await this.#ready();
     this.#consuming ??= this.consumer.consume({ noAck: this.noAck });
@@ -183,23 +187,23 @@ export class SimpleQueue {
     const { timeout } = options;
     if (timeout !== undefined && timeout <= 0) throw new Empty(`Queue ${this.queue.name} is empty.`);
     const message = await new Promise<Message>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       const waiter = {
         resolve: (m: Message): void => {
-          if (timer) clearTimeout(timer);
+          timer?.cancel();
           resolve(m);
         },
         reject: (e: Error): void => {
-          if (timer) clearTimeout(timer);
+          timer?.cancel();
           reject(e);
         },
       };
       this.#waiters.add(waiter);
       if (timeout !== undefined) {
-        timer = setTimeout(() => {
+        timer = afterSeconds(timeout, () => {
           this.#waiters.delete(waiter);
           reject(new Empty(`No message in queue ${this.queue.name} within ${timeout} s.`));
-        }, timeout * 1000);
+        });
       }
     });
     return this.#handOut(message);

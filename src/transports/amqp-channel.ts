@@ -26,6 +26,7 @@ import type { ConfirmChannel, Message } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
 import { Latch } from '../latch.js';
+import { afterSeconds } from '../seconds.js';
 import { AckBatch } from './amqp-acks.js';
 import { mapChannelError, overtaken, refusedPublishExchange, rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
@@ -323,9 +324,9 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       }
     }
     // A broker that never answers close-ok must not hang us (nor the connection's close).
-    const timer = setTimeout(() => this.#finish(undefined), this.#owner.closeTimeout * 1000);
+    const timer = afterSeconds(this.#owner.closeTimeout, () => this.#finish(undefined));
     await this.#ended();
-    clearTimeout(timer);
+    timer.cancel();
   }
 
   /** Resolves with how the channel ended (undefined: closed by us), once it has. */

@@ -34,6 +34,7 @@ import type { ChannelModel } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
 import { Latch } from '../latch.js';
+import { afterSeconds } from '../seconds.js';
 import { AmqpChannel, type ChannelOwner } from './amqp-channel.js';
 import { type BrokerInfo, mapConnectionError, rethrowLater } from './amqp-errors.js';
 import { coalesceWrites, type ConnectionInternals, openConfirmChannel, releaseHandshake } from './amqplib-internals.js';
@@ -187,12 +188,12 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
       } catch {
         // amqplib already closed: its 'close' event has been or will be emitted
       }
-      const timer = setTimeout(
+      const timer = afterSeconds(
+        this.closeTimeout,
         () => this.#destroy(new ConnectionClosed(`The broker at ${this.#broker.url} did not answer connection.close`)),
-        this.closeTimeout * 1000,
       );
       await this.#ended();
-      clearTimeout(timer);
+      timer.cancel();
     }
     await this.#ended();
   }

@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import {
   ChannelError, ConfigurationError, ConnectionClosed, ConnectionError, ConnectTimeout, DriverMissingError, KombuError,
 } from '../errors.js';
+import { afterSeconds } from '../seconds.js';
 import { AmqpConnection } from './amqp-connection.js';
 import { type BrokerInfo, mapOpenError } from './amqp-errors.js';
 import { loadTlsOptions } from './tls-options.js';
@@ -190,10 +191,10 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(aborted());
   signal.addEventListener('abort', onAbort, { once: true });
-  const timeoutMs = params.connectTimeout > 0 && Number.isFinite(params.connectTimeout) ? params.connectTimeout * 1000 : undefined;
-  const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
+  // 0 and Infinity: no limit; past Node's timer limit (~24.8 days) it is still that long.
+  const timer = params.connectTimeout > 0 ? afterSeconds(params.connectTimeout, () => {
     controller.abort(new ConnectTimeout(`Timed out after ${params.connectTimeout} s connecting to ${broker.url}`));
-  }, timeoutMs);
+  }) : undefined;
 
   let attempt: ReturnType<AmqplibModule['connect']> | undefined;
   try {
@@ -224,7 +225,7 @@ async function connect(options: AmqpTransportOptions, params: ConnectParams, sig
     if (controller.signal.aborted && controller.signal.reason instanceof KombuError) throw controller.signal.reason;
     throw mapOpenError(error, broker);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
     signal.removeEventListener('abort', onAbort);
   }
 }

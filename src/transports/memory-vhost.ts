@@ -13,6 +13,7 @@
  * that made the request turns them into `ChannelError` and closes, as AMQP does.
  */
 import { randomBytes } from 'node:crypto';
+import { afterMs, type Timer } from '../seconds.js';
 import type { ExchangeDeclaration, ExchangeType, MessageProperties, QueueDeclaration, QueueDeclareOk } from './transport.js';
 import { MemoryQueue, type IncomingMessage, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
 import { DeliveryPump } from './memory-pump.js';
@@ -51,7 +52,7 @@ export class MemoryVhost {
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly pump: DeliveryPump;
   /** Per queue with a dead-letter exchange: the timer that dead-letters its expired heads. */
-  private readonly expiryTimers = new Map<MemoryQueue, { at: number; timer: NodeJS.Timeout }>();
+  private readonly expiryTimers = new Map<MemoryQueue, { at: number; timer: Timer }>();
 
   constructor(readonly now: () => number) {
     this.pump = new DeliveryPump(now, (queue, message) => this.deadLetter(queue, message, 'expired'));
@@ -257,7 +258,7 @@ export class MemoryVhost {
   /** Forgets every entity and cancels a pending pump. */
   reset(): void {
     this.pump.reset();
-    for (const { timer } of this.expiryTimers.values()) clearTimeout(timer);
+    for (const { timer } of this.expiryTimers.values()) timer.cancel();
     this.expiryTimers.clear();
     for (const queue of this.queues.values()) queue.deleted = true;
     this.queues.clear();
@@ -309,22 +310,22 @@ export class MemoryVhost {
     const at = queue.nextExpiry();
     const armed = this.expiryTimers.get(queue);
     if (armed && armed.at === at) return;
-    if (armed) clearTimeout(armed.timer);
+    if (armed) armed.timer.cancel();
     this.expiryTimers.delete(queue);
     if (at === undefined) return;
-    const timer = setTimeout(() => {
+    // afterMs: a TTL past Node's timer limit (~24.8 days) would fire after 1 ms, re-arm, and spin.
+    const timer = afterMs(Math.max(0, at - this.now()), () => {
       this.expiryTimers.delete(queue);
       if (queue.deleted) return;
       queue.expireHeads(this.now(), (m) => this.deadLetter(queue, m, 'expired'));
       this.armExpiry(queue);
-    }, Math.max(0, at - this.now()));
-    timer.unref();
+    }, { unref: true });
     this.expiryTimers.set(queue, { at, timer });
   }
 
   private disarmExpiry(queue: MemoryQueue): void {
     const armed = this.expiryTimers.get(queue);
-    if (armed) clearTimeout(armed.timer);
+    if (armed) armed.timer.cancel();
     this.expiryTimers.delete(queue);
   }
 

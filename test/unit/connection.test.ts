@@ -411,3 +411,104 @@ describe('Connection construction', () => {
     expect(IllegalStateError).toBeDefined();
   });
 });
+
+/** Past Node's timer limit (2^31 - 1 ms, ~24.8 days): Node would fire such a timer after 1 ms. */
+const MONTH = 30 * 24 * 3600;
+const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+/** 'pending' when `promise` has not settled after a few ms (a timer of 1 ms would have fired). */
+async function stillPending(promise: Promise<unknown>): Promise<'pending' | 'settled'> {
+  let settled = false;
+  promise.then(() => { settled = true; }, () => { settled = true; });
+  await tick(30);
+  return settled ? 'settled' : 'pending';
+}
+
+describe('durations given by users (seconds)', () => {
+  it('drainEvents({ timeout: Infinity }) waits for a delivery, as does a timeout past the timer limit', async () => {
+    const conn = connection('memory://drain-forever');
+    const channel = await conn.channel();
+    await channel.declareQueue({ name: 'f', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+    await channel.consume('f', { consumerTag: '', noAck: true }, () => undefined);
+    for (const timeout of [MONTH, Infinity]) {
+      const drained = conn.drainEvents({ timeout });
+      expect(await stillPending(drained)).toBe('pending');
+      await channel.publish(Buffer.from('x'), {}, '', 'f');
+      await expect(drained).resolves.toBeUndefined();
+    }
+  });
+
+  it('drainEvents() refuses NaN, negative and non-number timeouts with ConfigurationError, leaving no waiter or timer', async () => {
+    const conn = connection('memory://drain-bad');
+    const channel = await conn.channel();
+    await channel.declareQueue({ name: 'b', durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false });
+    await channel.consume('b', { consumerTag: '', noAck: true }, () => undefined);
+    const before = timeouts();
+    for (const timeout of [Number.NaN, -1, -Infinity, '5' as unknown as number]) {
+      const error = await conn.drainEvents({ timeout }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toMatch(/timeout/);
+    }
+    expect(timeouts()).toBeLessThanOrEqual(before);
+    // No waiter was left to swallow the next delivery: it is counted for the next drain.
+    await channel.publish(Buffer.from('x'), {}, '', 'b');
+    await tick();
+    await expect(conn.drainEvents({ timeout: 0 })).resolves.toBeUndefined();
+    // 0 still means "do not wait": nothing more came.
+    await expect(conn.drainEvents({ timeout: 0 })).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('ensureConnection({ timeout: Infinity }) retries without a time limit; a timeout past the timer limit does not fire at once', async () => {
+    const broker = getMemoryBroker('ec-forever');
+    broker.refuseConnections = true;
+    for (const timeout of [MONTH, Infinity]) {
+      const conn = connection('memory://ec-forever');
+      const pending = conn.ensureConnection({ timeout, ...fast });
+      expect(await stillPending(pending)).toBe('pending');
+      broker.refuseConnections = false;
+      await expect(pending).resolves.toBe(conn);
+      await conn.close();
+      broker.refuseConnections = true;
+    }
+  });
+
+  it('ensureConnection() sleeps a backoff past the timer limit (not 1 ms)', async () => {
+    const broker = getMemoryBroker('ec-long');
+    broker.refuseConnections = true;
+    const conn = connection('memory://ec-long');
+    const pending = conn.ensureConnection({ intervalStart: MONTH, intervalStep: 0, intervalMax: MONTH });
+    expect(await stillPending(pending)).toBe('pending');
+    expect(conn.state).toBe('backoff');
+    expect(broker.connectAttempts).toBe(1);
+    const before = timeouts();
+    await conn.close();
+    await expect(pending).rejects.toBeInstanceOf(ConnectionClosed);
+    expect(timeouts()).toBeLessThan(before);
+  });
+
+  it('ensure() sleeps a retry interval past the timer limit (not 1 ms), until close()', async () => {
+    const conn = connection('memory://ensure-long');
+    await conn.connect();
+    let calls = 0;
+    const op = conn.ensure(undefined, async () => {
+      calls += 1;
+      throw new ConnectionError('transient');
+    }, { intervalStart: MONTH, intervalStep: 0, intervalMax: MONTH });
+    const pending = op();
+    expect(await stillPending(pending)).toBe('pending');
+    expect(calls).toBe(2); // the first retry is immediate, the second waits a month
+    await conn.close();
+    await expect(pending).rejects.toBeInstanceOf(ConnectionClosed);
+  });
+
+  it('connectTimeout: Infinity means no connect timeout; publishTimeout is checked like the other durations', async () => {
+    const conn = connection('memory://ct-forever', { connectTimeout: Infinity, publishTimeout: Infinity });
+    await expect(conn.connect()).resolves.toBe(conn);
+    expect(conn.info().connectTimeout).toBe(Infinity);
+    expect(conn.publishTimeout).toBe(Infinity);
+    for (const publishTimeout of [Number.NaN, -1, '1' as unknown as number]) {
+      expect(() => new Connection('memory://x', { publishTimeout })).toThrow(ConfigurationError);
+      expect(() => new Connection('memory://x', { publishTimeout })).toThrow(/publishTimeout/);
+    }
+    expect(() => new Connection('memory://x', { connectTimeout: Number.NaN })).toThrow(ConfigurationError);
+  });
+});

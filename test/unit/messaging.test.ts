@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { eventloop } from '../../src/common.js';
 import { Connection } from '../../src/connection.js';
 import { Exchange, Queue } from '../../src/entities.js';
-import { DecodeError, EncodeError, IllegalStateError, MessageStateError, TimeoutError } from '../../src/errors.js';
+import { ConfigurationError, DecodeError, Empty, EncodeError, IllegalStateError, MessageStateError, TimeoutError } from '../../src/errors.js';
 import { Consumer, Message, Producer } from '../../src/messaging.js';
 import { SimpleBuffer, SimpleQueue } from '../../src/simple.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
@@ -332,5 +332,78 @@ describe('Connection helpers and eventloop', () => {
     expect(n).toBe(2);
     const failing = { drainEvents: async () => Promise.reject(new TimeoutError('t')) } as unknown as Connection;
     await expect(eventloop(failing, { timeout: 1 }).next()).rejects.toBeInstanceOf(TimeoutError);
+  });
+});
+
+/** Past Node's timer limit (2^31 - 1 ms, ~24.8 days): Node would fire such a timer after 1 ms. */
+const MONTH = 30 * 24 * 3600;
+/** 'pending' when `promise` has not settled after a few ms (a timer of 1 ms would have fired). */
+async function stillPending(promise: Promise<unknown>): Promise<'pending' | 'settled'> {
+  let settled = false;
+  promise.then(() => { settled = true; }, () => { settled = true; });
+  await new Promise((r) => setTimeout(r, 30));
+  return settled ? 'settled' : 'pending';
+}
+
+describe('durations given by users (seconds)', () => {
+  it('SimpleQueue.get({ timeout: Infinity }) waits for a message, as does a timeout past the timer limit', async () => {
+    const conn = connection('simple-forever');
+    const queue = conn.SimpleQueue('sf', { queueOpts: { durable: false } });
+    for (const [i, timeout] of [MONTH, Infinity].entries()) {
+      const got = queue.get({ timeout });
+      expect(await stillPending(got)).toBe('pending');
+      await queue.put(i);
+      expect((await got).payload).toBe(i);
+    }
+    await queue.close();
+  });
+
+  it('SimpleQueue.get() refuses NaN, negative and non-number timeouts with ConfigurationError; no waiter is left to lose a message', async () => {
+    const conn = connection('simple-bad');
+    const queue = conn.SimpleQueue('sb', { queueOpts: { durable: false } });
+    for (const timeout of [Number.NaN, -1, '1' as unknown as number]) {
+      const error = await queue.get({ timeout }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toMatch(/timeout/);
+    }
+    await expect(queue.get({ timeout: 0 })).rejects.toBeInstanceOf(Empty); // 0: do not wait, as kombu
+    await queue.put('kept');
+    expect((await queue.get({ timeout: 5 })).payload).toBe('kept');
+    await queue.close();
+  });
+
+  it('publishTimeout: Infinity waits for the channel to come back, as does one past the timer limit', async () => {
+    const broker = getMemoryBroker('pt-forever');
+    const conn = connection('pt-forever');
+    const channel = await conn.channel();
+    await new Queue('ptq', { durable: false }).bind(channel).declare();
+    for (const publishTimeout of [MONTH, Infinity]) {
+      const producer = new Producer(channel, { routingKey: 'ptq', publishTimeout });
+      broker.refuseConnections = true;
+      broker.dropConnections();
+      const sent = producer.publish(publishTimeout);
+      expect(await stillPending(sent)).toBe('pending');
+      expect(channel.buffered).toBe(1);
+      broker.refuseConnections = false;
+      await expect(sent).resolves.toBeUndefined();
+    }
+    expect(broker.queueInfo('ptq')?.messageCount).toBe(2);
+  });
+
+  it('publishTimeout: NaN, negative or not a number is a ConfigurationError, from the Producer or the call, with nothing buffered', async () => {
+    const broker = getMemoryBroker('pt-bad');
+    const conn = connection('pt-bad');
+    const channel = await conn.channel();
+    for (const publishTimeout of [Number.NaN, -1, '1' as unknown as number]) {
+      expect(() => new Producer(channel, { routingKey: 'x', publishTimeout })).toThrow(ConfigurationError);
+      const producer = new Producer(channel, { routingKey: 'x' });
+      await expect(producer.publish(1, { publishTimeout })).rejects.toThrow(/publishTimeout/);
+    }
+    broker.refuseConnections = true;
+    broker.dropConnections();
+    const producer = new Producer(channel, { routingKey: 'x' });
+    await expect(producer.publish(1, { publishTimeout: Number.NaN })).rejects.toBeInstanceOf(ConfigurationError);
+    expect(channel.buffered).toBe(0);
+    broker.refuseConnections = false;
   });
 });

@@ -495,3 +495,39 @@ describe('ProducerPool.close()', () => {
     expect(connections.free).toBe(1);
   });
 });
+
+describe('acquire() timeouts given by users (seconds)', () => {
+  /** Past Node's timer limit (2^31 - 1 ms, ~24.8 days): Node would fire such a timer after 1 ms. */
+  const MONTH = 30 * 24 * 3600;
+
+  it('timeout: Infinity waits without a limit, as does a timeout past the timer limit; a release serves them', async () => {
+    const { conn } = fresh();
+    const pool = track(conn.Pool({ limit: 1 }));
+    const member = await pool.acquire();
+    for (const timeout of [MONTH, Infinity]) {
+      let outcome = 'pending';
+      const waiting = pool.acquire({ block: true, timeout }).then(
+        (c) => ((outcome = 'served'), c),
+        (e: unknown) => ((outcome = String(e)), undefined),
+      );
+      await tick(30);
+      expect(outcome).toBe('pending');
+      expect(pool.waiting).toBe(1);
+      pool.release(member);
+      expect(await waiting).toBe(member);
+    }
+  });
+
+  it('NaN, negative or non-number timeouts are refused at once; no waiter is left behind', async () => {
+    const { conn } = fresh();
+    const pool = track(conn.Pool({ limit: 1 }));
+    const member = await pool.acquire();
+    for (const timeout of [Number.NaN, -1, '1' as unknown as number]) {
+      await expect(pool.acquire({ block: true, timeout })).rejects.toThrow(/timeout must be a number of seconds/);
+    }
+    expect(pool.waiting).toBe(0);
+    // 0 still means "do not wait for a member": LimitExceeded at once.
+    await expect(pool.acquire({ block: true, timeout: 0 })).rejects.toBeInstanceOf(LimitExceeded);
+    pool.release(member);
+  });
+});

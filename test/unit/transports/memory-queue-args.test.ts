@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker, resetMemoryBrokers } from '../../../src/transports/memory.js';
+import { MemoryQueue } from '../../../src/transports/memory-queue.js';
 import type { DeathEntry } from '../../../src/transports/memory-routing.js';
 import type { RawMessage } from '../../../src/transports/transport.js';
 import { drain, exchange, flush, openChannel, queue, send } from './memory-helpers.js';
@@ -167,5 +168,20 @@ describe('x-max-length and dead-lettering', () => {
     }
     const last = await ch.get('retry', { noAck: true });
     expect((last?.properties.headers?.['x-death'] as DeathEntry[])[0]).toMatchObject({ reason: 'rejected', count: 2 });
+  });
+});
+
+describe('a message TTL past Node\'s timer limit (~24.8 days)', () => {
+  it('arms one expiry timer that waits, instead of re-checking every 1 ms', async () => {
+    const expireHeads = vi.spyOn(MemoryQueue.prototype, 'expireHeads');
+    const { ch } = await openChannel();
+    await ch.declareExchange(exchange('dlx-long', 'fanout'));
+    await ch.declareQueue(queue('long-ttl', { arguments: { 'x-dead-letter-exchange': 'dlx-long', 'x-message-ttl': 30 * 24 * 3600 * 1000 } }));
+    await send(ch, 'kept', '', 'long-ttl');
+    const calls = expireHeads.mock.calls.length;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(expireHeads.mock.calls.length).toBe(calls);
+    expect((await ch.get('long-ttl', { noAck: true }))?.body.toString()).toBe('kept');
+    expireHeads.mockRestore();
   });
 });
