@@ -8,7 +8,7 @@
  * default exchange `''` always exists on the broker and is never declared.
  */
 import type { Channel } from './channel.js';
-import { NotBoundError } from './errors.js';
+import { ConfigurationError, NotBoundError } from './errors.js';
 import type { ExchangeDeclaration, ExchangeType } from './transports/transport.js';
 
 /**
@@ -37,7 +37,7 @@ export function deliveryModeOf(mode: DeliveryMode | undefined, fallback: 1 | 2 =
   if (mode === undefined) return fallback;
   if (mode === 1 || mode === 2) return mode;
   const number = DELIVERY_MODES[mode];
-  if (number === undefined) throw new RangeError(`Unknown delivery mode ${String(mode)}: use 'persistent', 'transient', 2 or 1.`);
+  if (number === undefined) throw new ConfigurationError(`Unknown delivery mode ${String(mode)}: use 'persistent', 'transient', 2 or 1.`);
   return number;
 }
 

@@ -197,7 +197,7 @@ export abstract class ResourcePool<R extends object> extends EventEmitter<PoolEv
    * Acquires a member: a free one (the most recently released, as kombu), else a new one while
    * under the limit, else `block: false` rejects with `LimitExceeded` at once and `block: true`
    * waits in FIFO order, at most `timeout` seconds (then `LimitExceeded`; `Infinity`: no limit;
-   * 0: no wait; NaN or negative: `RangeError`). Never resolves with a
+   * 0: no wait; NaN or negative: `ConfigurationError`). Never resolves with a
    * dead member.
    *
    * @example
@@ -230,8 +230,7 @@ export abstract class ResourcePool<R extends object> extends EventEmitter<PoolEv
     }
     const timeout = options.timeout;
     try {
-      // A RangeError, as acquire() has always thrown for a bad timeout.
-      checkSeconds(timeout, 'timeout', { error: (message) => new RangeError(message) });
+      checkSeconds(timeout, 'timeout');
     } catch (error) {
       return Promise.reject(error);
     }

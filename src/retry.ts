@@ -8,7 +8,7 @@
  * is not consistent on 0 across its entry points; kombu-ts is, everywhere. Each broker tried
  * counts as one attempt, as in kombu: with three brokers, `maxRetries: 2` is one round.
  */
-import { isRecoverable } from './errors.js';
+import { ConfigurationError, isRecoverable } from './errors.js';
 import { afterSeconds, checkSeconds } from './seconds.js';
 
 /** How to retry. Durations in seconds (fractions allowed). */
@@ -45,9 +45,9 @@ export const DEFAULT_RETRY_SCHEDULE: Readonly<RetrySchedule> = Object.freeze({
   intervalMax: 30,
 });
 
-/** Policy values keep the RangeError they have always thrown; `Infinity` is allowed (no cap, no limit, forever). */
+/** A policy's seconds: `Infinity` is allowed (no cap, no limit, forever); a bad value is a ConfigurationError. */
 function nonNegative(value: number | undefined, name: string): void {
-  checkSeconds(value, name, { error: (message) => new RangeError(message) });
+  checkSeconds(value, name);
 }
 
 /** The numeric schedule of `policy`, with kombu's defaults filled in and values checked. */
@@ -57,7 +57,7 @@ export function scheduleOf(policy: RetryPolicy = {}, defaults: Readonly<RetrySch
   nonNegative(policy.intervalMax, 'intervalMax');
   nonNegative(policy.timeout, 'timeout');
   if (policy.maxRetries !== undefined && !(Number.isInteger(policy.maxRetries) && policy.maxRetries >= 0)) {
-    throw new RangeError(`maxRetries must be a whole number >= 0 or undefined (forever), got ${String(policy.maxRetries)}`);
+    throw new ConfigurationError(`maxRetries must be a whole number >= 0 or undefined (forever), got ${String(policy.maxRetries)}`);
   }
   return {
     maxRetries: 'maxRetries' in policy ? policy.maxRetries : defaults.maxRetries,
@@ -97,7 +97,7 @@ export type FailoverStrategy = 'round-robin' | 'shuffle' | ((hosts: readonly str
 export function orderHosts(hosts: readonly string[], strategy: FailoverStrategy = 'round-robin'): string[] {
   if (typeof strategy === 'function') {
     const ordered = [...strategy(hosts)];
-    if (ordered.length === 0) throw new RangeError('failoverStrategy returned no broker to try');
+    if (ordered.length === 0) throw new ConfigurationError('failoverStrategy returned no broker to try');
     return ordered;
   }
   if (strategy === 'shuffle') {
@@ -109,14 +109,14 @@ export function orderHosts(hosts: readonly string[], strategy: FailoverStrategy 
     return copy;
   }
   if (strategy !== 'round-robin') {
-    throw new RangeError(`Unknown failoverStrategy '${String(strategy)}': use 'round-robin', 'shuffle' or a function.`);
+    throw new ConfigurationError(`Unknown failoverStrategy '${String(strategy)}': use 'round-robin', 'shuffle' or a function.`);
   }
   return [...hosts];
 }
 
 /**
  * Sleeps `seconds` (`Infinity`: until `signal` aborts; past Node's timer limit: that long);
- * rejects at once when `signal` aborts, and with a RangeError for NaN or negative seconds.
+ * rejects at once when `signal` aborts, and with a ConfigurationError for NaN or negative seconds.
  * Leaves no timer behind.
  */
 export function sleep(seconds: number, signal?: AbortSignal): Promise<void> {

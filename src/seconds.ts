@@ -21,7 +21,7 @@ export interface Timer {
 /**
  * Throws unless `value` is `undefined` or a number of seconds >= 0 (`Infinity` too, unless
  * `finite`). The error names the option; it is a `ConfigurationError` unless `error` makes
- * another (the retry policy and pool checks keep their `RangeError`).
+ * another.
  *
  * @example
  * ```ts

@@ -3,7 +3,7 @@ import { Channel } from '../../src/channel.js';
 import { DeclarationCache, maybeDeclare } from '../../src/common.js';
 import { Connection } from '../../src/connection.js';
 import { Exchange, Queue, binding, deliveryModeOf, toQueueArguments } from '../../src/entities.js';
-import { NotBoundError } from '../../src/errors.js';
+import { ConfigurationError, NotBoundError } from '../../src/errors.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 import type { ExchangeDeclaration, QueueDeclaration } from '../../src/transports/transport.js';
 
@@ -42,7 +42,7 @@ describe('Exchange', () => {
     expect(new Exchange('x', { deliveryMode: 'persistent' }).deliveryMode).toBe(2);
     expect(deliveryModeOf(undefined)).toBe(2);
     expect(deliveryModeOf(1)).toBe(1);
-    expect(() => deliveryModeOf('sometimes' as never)).toThrow(RangeError);
+    expect(() => deliveryModeOf('sometimes' as never)).toThrow(ConfigurationError);
   });
 
   it('is unbound until bind(channel), which returns a bound copy', async () => {
