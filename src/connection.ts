@@ -24,7 +24,8 @@ import { brokerInfo, brokerUri, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, 
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { afterSeconds, type Timer } from './seconds.js';
-import { DEFAULT_RETRY_SCHEDULE, retrying, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
+import { ensured, type EnsurePolicy } from './ensure.js';
+import { DEFAULT_RETRY_SCHEDULE, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
 
 const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
@@ -57,8 +58,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #state: ConnectionState = 'idle';
   #closed = false;
   #declaredEntities: DeclarationCache | undefined;
-  /** Aborted by close(); made when an `ensure()` retry first sleeps. */
-  #closeController: AbortController | undefined;
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
   releaseHook: ((connection: Connection) => Promise<void>) | undefined;
 
@@ -254,8 +253,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * Wraps `fn` so that a recoverable error (connection or channel) waits for the connection to
-   * heal and calls it again, per `policy` (kombu's `ensure`).
+   * Wraps `fn` so that a recoverable error is retried, per `policy` (kombu's `ensure`): after a
+   * connection error the connection is re-established (its first attempt at once, the policy's
+   * sleeps only between failed attempts), `obj.revive(defaultChannel)` is called when `obj` has
+   * `revive`, then `onRevive`; after a channel error `fn` is called again at once. `errback`
+   * hears `(error, 0)` for each failed call and `(error, interval)` for each failed connection
+   * attempt. `maxRetries` counts failed calls (`0`: one call, no retry).
    *
    * @example
    * ```ts
@@ -263,13 +266,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * await publish({ hello: 'world' }, { routingKey: 'tasks' });
    * ```
    */
-  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
-    return retrying({ isClosed: () => this.#closed, heal: (p) => this.ensureConnection(p), closedSignal: () => this.#closedSignal() }, obj, fn, policy);
+  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
+    const host = { isClosed: () => this.#closed, heal: (p: RetryPolicy) => this.ensureConnection(p), defaultChannel: () => this.defaultChannel };
+    return ensured(host, obj, fn, policy);
   }
 
   /**
-   * kombu's `autoretry`: `fn` gets a channel as first argument and is retried (on a healed
-   * channel) when it fails with a recoverable error.
+   * kombu's `autoretry`: `fn` gets a channel as first argument and is retried when it fails
+   * with a recoverable error; after a connection error it gets the default channel (kombu
+   * revives the channel it passes).
    *
    * @example
    * ```ts
@@ -277,8 +282,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * await purge('tasks');
    * ```
    */
-  autoretry<A extends unknown[], R>(fn: (channel: Channel, ...args: A) => R | Promise<R>, channel?: Channel, policy: RetryPolicy = {}): (...args: A) => Promise<Awaited<R>> {
-    return this.ensure(undefined, (...args: A) => fn(channel ?? this.defaultChannel, ...args), policy);
+  autoretry<A extends unknown[], R>(fn: (channel: Channel, ...args: A) => R | Promise<R>, channel?: Channel, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
+    let current = channel;
+    const revival = { revive: (revived: Channel): void => void (current = revived) };
+    return this.ensure(revival, (...args: A) => fn(current ?? this.defaultChannel, ...args), policy);
   }
 
   /** Opens a new channel (connecting first if needed). */
@@ -349,22 +356,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  #closedSignal(): AbortSignal {
-    const controller = (this.#closeController ??= new AbortController());
-    if (this.#closed) this.#abortRetries();
-    return controller.signal;
-  }
-
-  #abortRetries(): void {
-    if (this.#closeController?.signal.aborted === false) {
-      this.#closeController.abort(new ConnectionClosed('The connection was closed while a call waited to retry.'));
-    }
-  }
-
   /** Closes every channel and the connection; cancels any backoff and any `ensure()` retry. Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#abortRetries();
     if (this.#actor.getSnapshot().status !== 'active') return;
     // Calls waiting for a channel end because of this close (ConnectionClosed), not with the
     // recoverable error of a loss that came before it.

@@ -80,6 +80,7 @@ export { parseUrl, maskUrl, formatUrl } from './url.js';
 export type { UrlParts } from './url.js';
 export { DEFAULT_RETRY_SCHEDULE, intervalFor, orderHosts } from './retry.js';
 export type { FailoverStrategy, RetryPolicy } from './retry.js';
+export type { EnsurePolicy } from './ensure.js';
 export { registerTransport, knownSchemes } from './transports/registry.js';
 export type * from './transports/transport.js';
 export type { Observer, Unsubscribe } from './observable.js';

@@ -7,6 +7,7 @@
  * are never printed, logged or returned: a group shows its pools, not its keys.
  */
 import { Connection } from './connection.js';
+import { IllegalStateError } from './errors.js';
 import type { ConnectionPool } from './connection-pool.js';
 import type { ResizeOptions } from './pool.js';
 import { ProducerPool } from './producer-pool.js';
@@ -22,6 +23,8 @@ let globalLimit = 10;
 
 /** What a group needs of its pools. */
 export interface GroupedPool {
+  readonly limit: number;
+  readonly inUse: number;
   resize(limit: number, options?: ResizeOptions): void;
   close(): Promise<void>;
 }
@@ -127,8 +130,8 @@ export function getLimit(): number {
 /**
  * Sets the global limit and resizes every pool of the groups (kombu's `set_limit`). Shrinking a
  * pool whose members are in use throws unless `force` (its members are closed and made anew)
- * or `ignoreErrors` (they retire as they come back). `resetAfter` then closes every pool.
- * Returns the new limit.
+ * or `ignoreErrors` (they retire as they come back); a refused shrink changes nothing (no
+ * limit, global or of a pool). `resetAfter` then closes every pool. Returns the new limit.
  *
  * @example
  * ```ts
@@ -138,8 +141,14 @@ export function getLimit(): number {
 export function setLimit(limit: number, options: { force?: boolean; resetAfter?: boolean; ignoreErrors?: boolean } = {}): number {
   const next = limit || 0;
   if (next !== globalLimit) {
-    globalLimit = next;
     const resize: ResizeOptions = { force: options.force ?? false, ignoreErrors: options.ignoreErrors ?? false };
+    // All or nothing: refused before any pool is resized (kombu sets its limit, then raises
+    // half-way, and asking again is a no-op that leaves the rest of the pools as they were).
+    if (!resize.force && !resize.ignoreErrors) {
+      const busy = groups.flatMap((group) => group.values()).find((pool) => next > 0 && next < pool.limit && pool.inUse > 0);
+      if (busy) throw new IllegalStateError(`Cannot shrink the pools while members are in use: was ${busy.limit}, now ${next}.`, 'running');
+    }
+    globalLimit = next;
     for (const group of groups) for (const pool of group.values()) pool.resize(next, resize);
   }
   if (options.resetAfter) void reset();

@@ -72,14 +72,18 @@ export class ProducerPool extends ResourcePool<Producer> {
   }
 
   /**
-   * Acquires a producer bound to a connection of the connection pool (which it waits for, at
-   * most `timeout` seconds). See {@link ResourcePool.acquire}.
+   * Acquires a producer bound to a connection of the connection pool. `timeout` bounds the
+   * whole wait (for a producer, then for a connection): one deadline, not one per pool. See
+   * {@link ResourcePool.acquire}.
    */
   override async acquire(options: AcquireOptions = {}): Promise<Producer> {
+    const started = performance.now();
     const producer = await super.acquire(options);
     let connection: Connection | undefined;
     try {
-      connection = await this.#acquireConnection(options);
+      // What is left of the deadline (0 = take a free connection, else give up at once).
+      const timeout = options.timeout === undefined ? undefined : Math.max(0, options.timeout - (performance.now() - started) / 1000);
+      connection = await this.#acquireConnection(timeout);
       producer.revive(connection.defaultChannel);
       this.#bound.set(producer, connection);
     } catch (error) {
@@ -91,11 +95,11 @@ export class ProducerPool extends ResourcePool<Producer> {
   }
 
   /** A connection of the connection pool, unless this pool closes first (then it goes back when it comes). */
-  #acquireConnection(options: AcquireOptions): Promise<Connection> {
+  #acquireConnection(timeout: number | undefined): Promise<Connection> {
     const signal = this.#closing.signal;
     const closed = (): ConnectionClosed => new ConnectionClosed('The pool was closed while waiting for a member.');
     if (signal.aborted) return Promise.reject(closed());
-    const acquiring = this.connections.acquire({ block: true, ...(options.timeout !== undefined ? { timeout: options.timeout } : {}) });
+    const acquiring = this.connections.acquire({ block: true, ...(timeout !== undefined ? { timeout } : {}) });
     return unlessAborted(acquiring, signal, closed, (connection) => {
       try {
         this.connections.release(connection);

@@ -7,7 +7,8 @@
  * 10000); one more rejects at once with `LimitExceeded`. With `publishTimeout` (seconds; no
  * default) a publish that waited that long rejects with `TimeoutError`. `retry: true` also
  * retries a publish that failed with a recoverable error (its channel died under it) through
- * `connection.ensure()` with `retryPolicy` (kombu's defaults: 2, 4, ... 30 s, forever).
+ * `connection.ensure()` with `retryPolicy` (at once on a healthy connection; kombu's 2, 4, ...
+ * 30 s between failed reconnect attempts; forever by default).
  *
  * The promise of `publish()` resolves when the transport has taken the message, and when the
  * transport confirms (AMQP publisher confirms), when the broker confirmed it (`confirm: false`
@@ -22,6 +23,7 @@ import { EncodeError, IllegalStateError, toKombuError, type KombuError } from '.
 import { Exchange, deliveryModeOf, type DeliveryMode } from './exchange.js';
 import { Queue } from './queue.js';
 import { checkSeconds } from './seconds.js';
+import type { EnsurePolicy } from './ensure.js';
 import type { RetryPolicy } from './retry.js';
 import { dumps } from './serialization.js';
 import type { MessageProperties, ReturnedMessage } from './transports/transport.js';
@@ -89,7 +91,8 @@ export interface ProducerPublishOptions {
   mandatory?: boolean;
   /** Retry on recoverable errors through `connection.ensure()`. */
   retry?: boolean;
-  retryPolicy?: RetryPolicy;
+  /** How to retry (kombu's `retry_policy`, given to `connection.ensure()`). */
+  retryPolicy?: EnsurePolicy;
   confirm?: boolean;
   publishTimeout?: number;
 }

@@ -7,8 +7,9 @@
  * `maxRetries`: `undefined` retries forever; `0` means no retry at all (one attempt). kombu
  * is not consistent on 0 across its entry points; kombu-ts is, everywhere. Each broker tried
  * counts as one attempt, as in kombu: with three brokers, `maxRetries: 2` is one round.
+ * `ensure()` (src/ensure.ts) sleeps only through the connection attempts it makes.
  */
-import { ConfigurationError, isRecoverable } from './errors.js';
+import { ConfigurationError } from './errors.js';
 import { afterSeconds, checkSeconds } from './seconds.js';
 
 /** How to retry. Durations in seconds (fractions allowed). */
@@ -144,49 +145,4 @@ export function safeCall(fn: (() => void) | undefined): unknown {
   } catch (error) {
     return error;
   }
-}
-
-/** What {@link retrying} needs from the connection it heals through. */
-export interface RetryHost {
-  /** True once the connection is closed for good: nothing is retried then. */
-  isClosed(): boolean;
-  /** Waits until the connection is back (kombu's `ensure_connection` under `policy`). */
-  heal(policy: RetryPolicy): Promise<unknown>;
-  /** Aborts when the connection is closed: a sleep between retries ends then (no timer outlives close()). */
-  closedSignal?(): AbortSignal;
-}
-
-/**
- * kombu's `ensure`: `fn` (called on `obj`) again after each recoverable error, once the
- * connection has healed, per `policy`. The first retry is immediate; later ones sleep the
- * policy's intervals. `errback(error, interval)` hears each failure; `callback` each heal.
- *
- * @example
- * ```ts
- * const publish = retrying(host, producer, producer.publish, { maxRetries: 3 });
- * await publish({ hello: 'world' });
- * ```
- */
-export function retrying<A extends unknown[], R>(
-  host: RetryHost, obj: unknown, fn: (...args: A) => R | Promise<R>, policy: RetryPolicy = {},
-): (...args: A) => Promise<Awaited<R>> {
-  const schedule = scheduleOf(policy);
-  return async (...args: A): Promise<Awaited<R>> => {
-    const started = Date.now();
-    for (let retries = 0; ; retries++) {
-      try {
-        return await fn.apply(obj, args);
-      } catch (error) {
-        if (!isRecoverable(error) || host.isClosed()) throw error;
-        if (retriesExhausted(schedule, retries + 1)) throw error;
-        const interval = retries === 0 ? 0 : intervalFor(schedule, retries - 1);
-        if (policy.timeout !== undefined && Date.now() - started + interval * 1000 > policy.timeout * 1000) throw error;
-        const thrown = safeCall(() => policy.errback?.(error as Error, interval));
-        if (thrown) throw thrown;
-        if (interval > 0) await sleep(interval, host.closedSignal?.());
-        await host.heal({ ...policy, errback: () => undefined, callback: () => undefined });
-        safeCall(policy.callback);
-      }
-    }
-  };
 }

@@ -16,25 +16,25 @@ afterEach(async () => {
 });
 
 describe.skipIf(!reachable)('close() on RabbitMQ', () => {
-  it('ends an ensure() retry sleeping between attempts: it rejects with ConnectionClosed and leaves no timer', async () => {
+  it('ends an ensure() call retrying for ever: it rejects with ConnectionClosed and leaves no timer', async () => {
     const before = timers();
     const conn = new Connection(URL);
     opened.push(conn);
     await conn.connect();
     let calls = 0;
-    let sleeping!: () => void;
-    const slept = new Promise<void>((resolve) => (sleeping = resolve));
-    // kombu's default schedule sleeps 2, 4, ... 30 s between retries (the first retry is immediate).
+    let retrying!: () => void;
+    const retried = new Promise<void>((resolve) => (retrying = resolve));
+    // On a healthy connection kombu retries at once (no sleep), for ever by default.
     const flaky = conn.ensure(undefined, async () => {
       calls += 1;
       throw new ConnectionError('broker hiccup', { recoverable: true });
-    }, { errback: (_error, interval) => { if (interval > 0) sleeping(); } });
+    }, { errback: () => { if (calls >= 2) retrying(); } });
     const result = flaky();
     result.catch(() => undefined);
-    await slept;
+    await retried;
     await conn.close();
     expect(timers()).toBeLessThanOrEqual(before);
     await expect(result).rejects.toBeInstanceOf(ConnectionClosed);
-    expect(calls).toBe(2);
+    expect(calls).toBeGreaterThanOrEqual(2);
   });
 });

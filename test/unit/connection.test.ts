@@ -485,17 +485,25 @@ describe('durations given by users (seconds)', () => {
     expect(timeouts()).toBeLessThan(before);
   });
 
-  it('ensure() sleeps a retry interval past the timer limit (not 1 ms), until close()', async () => {
-    const conn = connection('memory://ensure-long');
+  it('ensure() sleeps a reconnect interval past the timer limit (not 1 ms), until close()', async () => {
+    const month = { intervalStart: MONTH, intervalStep: 0, intervalMax: MONTH };
+    const conn = connection('memory://ensure-long', { retryPolicy: month });
     await conn.connect();
+    const broker = getMemoryBroker('ensure-long');
     let calls = 0;
     const op = conn.ensure(undefined, async () => {
       calls += 1;
-      throw new ConnectionError('transient');
-    }, { intervalStart: MONTH, intervalStep: 0, intervalMax: MONTH });
+      broker.refuseConnections = true;
+      broker.dropConnections();
+      throw new ConnectionError('lost');
+    }, month);
     const pending = op();
     expect(await stillPending(pending)).toBe('pending');
-    expect(calls).toBe(2); // the first retry is immediate, the second waits a month
+    // One call, then the reconnect: a refused attempt, then a month's wait (not a busy loop).
+    expect(calls).toBe(1);
+    const attempts = broker.connectAttempts;
+    expect(await stillPending(pending)).toBe('pending');
+    expect(broker.connectAttempts).toBe(attempts);
     await conn.close();
     await expect(pending).rejects.toBeInstanceOf(ConnectionClosed);
   });
