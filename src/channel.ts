@@ -159,15 +159,24 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.emit('state', { from, to, error });
   }
 
-  /** Hands the open transport channel to the waiters (publishes only if the connection is not blocked). */
+  /**
+   * Hands the open transport channel to the waiters (publishes only if the connection is not
+   * blocked). While recovering with routing restored (`#routed`), only the publishes at the
+   * head of the line go: the broker may have unblocked the connection after they were held.
+   */
   #release(): void {
     const current = this.#current;
-    if (this.#state !== 'open' || !current || !this.#waiters) return;
+    if (!current || !this.#waiters) return;
+    if (this.#state === 'recovering') {
+      if (this.#routed === current && current.isOpen && !this.#host.isBlocked()) this.#waiters.releasePublishes(current);
+      return;
+    }
+    if (this.#state !== 'open') return;
     this.#waiters.release(current, this.#host.isBlocked());
     if (this.#waiters.empty) this.#waiters = undefined;
   }
 
-  /** @internal The broker unblocked the connection: waiting publishes go. */
+  /** @internal The broker unblocked the connection: waiting publishes go (during a recovery, once routing is restored). */
   unblocked(): void {
     this.#release();
   }
@@ -212,7 +221,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
         // confirm is lost with the channel is sent again, as after any loss.
         if (!signal.aborted) {
           this.#routed = channel;
-          if (this.#waiters && !this.#host.isBlocked()) this.#waiters.releasePublishes(channel);
+          this.#release();
         }
         await registry.restoreConsumers(channel, (onMessage) => this.#wrap(onMessage)).catch((error: unknown) => {
           throw lostByTraffic(error);
