@@ -77,6 +77,8 @@ describe.skipIf(!reachable)('AMQP review (RabbitMQ)', () => {
       const consumers: number[] = [];
       for (const queue of queues) consumers.push((await other.declareQueue({ ...queueDecl(queue.name), autoDelete: true, passive: true })).consumerCount);
       expect(consumers).toEqual([0, 0, 0]);
+      // Re-declared by the recovery and never consumed since: auto-delete will not remove them.
+      for (const queue of queues) await other.deleteQueue(queue.name);
     } finally {
       await proxy.close();
     }

@@ -1,8 +1,7 @@
 /**
- * amqplib-internals.ts (handshake release, one-round-trip confirm channels) against the
- * private RabbitMQ node on port 5680 (heap@localhost), never the benchmark node on 5672:
- * every way a socket ends after open gives one close with a recoverable error and leaves no
- * listener behind; confirm channels opened after the first behave as amqplib's own.
+ * amqplib-internals.ts (handshake release, one-round-trip confirm channels) against the real
+ * RabbitMQ: every way a socket ends after open gives one close with a recoverable error and
+ * leaves no listener behind; confirm channels opened after the first behave as amqplib's own.
  */
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
@@ -11,22 +10,19 @@ import { ChannelError, ConnectionError, MessageNacked, type KombuError } from '.
 import type { AmqpConnection } from '../../src/transports/amqp-connection.js';
 import { amqpTransport } from '../../src/transports/amqp.js';
 import type { ConnectParams, TransportConnection } from '../../src/transports/transport.js';
+import { RABBITMQ_HOST, RABBITMQ_PORT, requireRabbitmq } from '../helpers/rabbitmq.js';
 
-const HOST = '127.0.0.1';
-const PORT = 5680;
+const HOST = RABBITMQ_HOST;
+const PORT = RABBITMQ_PORT;
 const never = new AbortController().signal;
 
-const reachable = await new Promise<boolean>((resolve) => {
-  const socket = net.connect({ host: HOST, port: PORT });
-  socket.once('connect', () => (socket.destroy(), resolve(true)));
-  socket.once('error', () => resolve(false));
-});
+const reachable = await requireRabbitmq('amqplib-internals.test');
 
 function params(overrides: Partial<ConnectParams> = {}): ConnectParams {
   return {
     hostname: HOST, port: PORT, userid: 'guest', password: 'guest', virtualHost: '/', ssl: false,
     connectTimeout: 5, heartbeat: 0, loginMethod: undefined, transportOptions: {},
-    connectionName: `kombu-ts-heap-${randomUUID()}`, ...overrides,
+    connectionName: `kombu-ts-test-${randomUUID()}`, ...overrides,
   };
 }
 
@@ -44,7 +40,7 @@ const turns = async (n: number): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-/** A relay to the 5680 node whose client side the test can end (FIN) or reset (RST). */
+/** A relay to the broker whose client side the test can end (FIN) or reset (RST). */
 async function relay(): Promise<{ port: number; client: () => net.Socket; close: () => Promise<void> }> {
   const sockets: net.Socket[] = [];
   const server = net.createServer((client) => {
@@ -75,7 +71,7 @@ async function open(overrides: Partial<ConnectParams> = {}): Promise<TransportCo
   return conn;
 }
 
-describe.skipIf(!reachable)('amqplib internals on the 5680 node', () => {
+describe.skipIf(!reachable)('amqplib internals (RabbitMQ)', () => {
   it('FIN, RST and a destroy with an error each give one recoverable close; no error is unhandled', async () => {
     const unhandled: unknown[] = [];
     const onUncaught = (e: unknown): void => void unhandled.push(e);
@@ -157,7 +153,7 @@ describe.skipIf(!reachable)('amqplib internals on the 5680 node', () => {
   it('publishes right after open are confirmed, and reject-publish nacks arrive as MessageNacked', async () => {
     const conn = await open();
     const setup = await conn.createChannel();
-    const name = `heap-reject-${randomUUID()}`;
+    const name = `kombu-ts-test.reject-${randomUUID()}`;
     await setup.declareQueue({
       name, durable: false, exclusive: false, autoDelete: false, passive: false,
       arguments: { 'x-max-length': 1, 'x-overflow': 'reject-publish' },
