@@ -55,6 +55,8 @@ export interface ChannelHost {
   isBlocked(): boolean;
   /** Why the connection failed, while it is `failed`: nothing reconnects it, so calls reject instead of waiting. */
   failure(): KombuError | undefined;
+  /** The connection's channels (this one included). */
+  readonly channels: readonly Channel[];
 }
 
 export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
@@ -63,7 +65,7 @@ export interface ChannelEvents {
   state: (event: { from: ChannelState; to: ChannelState; error: ErrorSummary | undefined }) => void;
   /** Declarations and consumers were restored on a new transport channel. */
   recovered: (event: { epoch: number }) => void;
-  /** The broker cancelled a consumer (its queue was deleted); it is being re-declared and resumed. */
+  /** The broker cancelled a consumer (its queue was deleted by somebody else than this connection); it is being re-declared and resumed. */
   consumerCancelled: (event: { consumerTag: string; queue: string }) => void;
   /** A mandatory message found no queue. */
   return: (message: ReturnedMessage) => void;
@@ -383,14 +385,17 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async deleteQueue(name: string, options?: { ifUnused?: boolean; ifEmpty?: boolean }): Promise<number> {
     const channel = await this.#live();
-    // The broker cancels our consumers of the queue before its delete-ok: not to be resumed.
-    this.#registry?.queueDeleting(name, true);
+    // The broker cancels the queue's consumers, on every channel of this connection, around
+    // its delete-ok. Deleted through this connection on purpose: none is resumed, and no
+    // recovery declares the queue again (a consumer cancelled by anybody else is resumed).
+    const channels = this.#host.channels.includes(this) ? this.#host.channels : [...this.#host.channels, this];
+    for (const each of channels) each.#registry?.queueDeleting(name, true);
     try {
       const count = await channel.deleteQueue(this.#nameOf(name), options);
-      this.#registry?.queueDeleted(name);
+      for (const each of channels) each.#registry?.queueDeleted(name);
       return count;
     } finally {
-      this.#registry?.queueDeleting(name, false);
+      for (const each of channels) each.#registry?.queueDeleting(name, false);
     }
   }
 

@@ -61,6 +61,24 @@ describe.skipIf(!reachable)('AMQP review (RabbitMQ)', () => {
     expect(cancelled).toEqual([]);
   });
 
+  it('deleteQueue() through another channel of the same connection: its consumers are not resumed, nor the queue declared again', async () => {
+    const conn = connection();
+    const consuming = await conn.channel();
+    const queue = unique('deleted-by-sibling');
+    await consuming.declareQueue(queueDecl(queue));
+    await consuming.consume(queue, { consumerTag: '', noAck: false }, () => undefined);
+    const deleting = await conn.channel();
+    await deleting.deleteQueue(queue);
+    // The broker's cancel reaches the consuming channel in its own time (no event tells: it
+    // is not resumed); then a round trip on that channel flushes anything its handling started.
+    await sleep(200);
+    await consuming.qos(0);
+    const lookup = await (await conn.channel()).declareQueue({ ...queueDecl(queue), passive: true }).catch((e: unknown) => e);
+    if (!(lookup instanceof ChannelError)) await (await conn.channel()).deleteQueue(queue);
+    expect(lookup).toBeInstanceOf(ChannelError);
+    expect((lookup as ChannelError).code).toBe(404);
+  });
+
   it('Consumer.cancel() as the connection drops resolves, and none of its consumers comes back with the recovery', async () => {
     const proxy = await startFaultProxy({ targetPort: 5672 });
     try {
