@@ -2,6 +2,10 @@
  * Shared setup for the integration tests that talk to the real RabbitMQ (127.0.0.1:5672,
  * guest/guest).
  *
+ * Another node: `KOMBU_TS_TEST_RABBITMQ_PORT=5680 RABBITMQ_NODENAME=heap@localhost` runs the
+ * tests that use these helpers (the conformance suite among them) against a second node, so
+ * two runs need not share a broker (`rabbitmqctl` reads RABBITMQ_NODENAME itself).
+ *
  * Reachability policy: with `CI` set, an unreachable broker fails the test file (a skipped
  * suite in CI hides a broken pipeline); locally the suite is skipped with a message.
  */
@@ -16,7 +20,7 @@ import type { ConnectParams, TransportChannel, TransportConnection } from '../..
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 
 export const RABBITMQ_HOST = '127.0.0.1';
-export const RABBITMQ_PORT = 5672;
+export const RABBITMQ_PORT = Number(process.env['KOMBU_TS_TEST_RABBITMQ_PORT'] ?? 5672);
 
 /**
  * True when RabbitMQ accepts TCP connections; throws (failing the file) when it does not
