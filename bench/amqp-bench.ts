@@ -6,8 +6,11 @@
  *   - consume of N messages, prefetch 1000, ack each;
  *   - recovery after a broker-forced close (`rabbitmqctl close_all_connections`): time from
  *     the client seeing the close to the first confirmed publish and to the first delivery;
- *   - heap per idle connection + channel (exact, by part: heap-breakdown.ts).
- * Medians of several rounds; ratios against amqplib (throughput, heap) and kombu-ts (recovery).
+ *   - heap per idle connection + channel (exact, by part: heap-breakdown.ts);
+ *   - the client's CPU per message (user + system of this process; not for Python kombu,
+ *     which runs in its own), steadier than throughput, which the broker bounds.
+ * Medians of several rounds, the clients' order rotating each round; ratios against amqplib
+ * (throughput, heap) and kombu-ts (recovery).
  *
  *   node --expose-gc --import tsx bench/amqp-bench.ts [--messages 50000] [--rounds 3] [--recovery-rounds 15]
  */
