@@ -8,8 +8,9 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, ConnectionError, MessageNacked, type KombuError } from '../../src/errors.js';
 import type { AmqpConnection } from '../../src/transports/amqp-connection.js';
-import { amqpTransport } from '../../src/transports/amqp.js';
+import { type AmqplibModule, amqpTransport, createAmqpTransport } from '../../src/transports/amqp.js';
 import type { ConnectParams, TransportConnection } from '../../src/transports/transport.js';
+import { collectGarbage } from '../helpers/gc.js';
 import { RABBITMQ_HOST, RABBITMQ_PORT, requireRabbitmq } from '../helpers/rabbitmq.js';
 
 const HOST = RABBITMQ_HOST;
@@ -72,6 +73,40 @@ async function open(overrides: Partial<ConnectParams> = {}): Promise<TransportCo
 }
 
 describe.skipIf(!reachable)('amqplib internals (RabbitMQ)', () => {
+  it("an open connection keeps nothing of amqplib's opening handshake", async () => {
+    // The SASL response is built by the credentials and lives in the handshake's scope only:
+    // if it survives a collection, something still holds that scope.
+    const real = (await import('amqplib')).default as unknown as AmqplibModule;
+    let response: WeakRef<object> | undefined;
+    const load = async (): Promise<AmqplibModule> => ({
+      connect: real.connect,
+      credentials: {
+        ...real.credentials,
+        plain(user: string, password: string) {
+          const credentials = real.credentials.plain(user, password);
+          return {
+            ...credentials,
+            response() {
+              const bytes = credentials.response();
+              response = new WeakRef(bytes);
+              return bytes;
+            },
+          };
+        },
+      },
+    });
+    const transport = createAmqpTransport({ name: 'amqp', defaultPort: 5672, tls: false, load });
+    const conn = await transport.connect(params(), never);
+    try {
+      await conn.createChannel();
+      expect(response).toBeDefined();
+      await collectGarbage();
+      expect(response?.deref()).toBeUndefined();
+    } finally {
+      await conn.close();
+    }
+  });
+
   it('FIN, RST and a destroy with an error each give one recoverable close; no error is unhandled', async () => {
     const unhandled: unknown[] = [];
     const onUncaught = (e: unknown): void => void unhandled.push(e);

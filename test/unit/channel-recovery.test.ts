@@ -1,8 +1,8 @@
 /**
  * Channel recovery after a lost connection, on memory://, some with a transport whose
  * consumer restores can be held: acks while later consumers are still being restored, what a
- * broker error met in that window does, and a consumer cancelled in it. Also a consumer
- * resumed after the broker cancelled it.
+ * broker error met in that window does, a consumer cancelled in it, and publishes in it (with
+ * and without flow control). Also a consumer resumed after the broker cancelled it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, Connection, type Channel, type ChannelState } from '../../src/index.js';
@@ -69,6 +69,10 @@ afterEach(async () => {
 const declaration = (name: string, overrides: Partial<QueueDeclaration> = {}): QueueDeclaration => ({
   name, durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false, ...overrides,
 });
+
+const turns = async (n: number): Promise<void> => {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+};
 
 function reaches(channel: Channel, state: ChannelState): Promise<void> {
   return new Promise((resolve) => {
@@ -150,6 +154,43 @@ describe('Channel recovery after a lost connection', () => {
     expect(settled).toContain('publish');
   });
 
+  it('a publish blocked by the broker during a recovery goes when it unblocks, before the consumers are restored', async () => {
+    const { channel, releaseAll: release } = await heldAtConsumerRestore('unblock-early');
+    const broker = getMemoryBroker('unblock-early');
+    broker.blockConnections();
+    await turns(3);
+    let landed = false;
+    const published = channel.publish(Buffer.from('x'), {}, '', 'unblock-early').then(() => (landed = true), (e: unknown) => e);
+    await turns(10);
+    expect(landed).toBe(false); // blocked: it waits
+    expect(broker.queueInfo('unblock-early')?.messageCount).toBe(0);
+    broker.unblockConnections();
+    await turns(20);
+    expect(channel.state).toBe('recovering');
+    expect(landed).toBe(true);
+    expect(broker.queueInfo('unblock-early')?.messageCount).toBe(1);
+    release();
+    await published;
+    await reaches(channel, 'open');
+  });
+
+  it('a publish waiting in a blocked recovery does not go while still blocked', async () => {
+    const { channel, releaseAll: release } = await heldAtConsumerRestore('still-blocked');
+    const broker = getMemoryBroker('still-blocked');
+    broker.blockConnections();
+    await turns(3);
+    let landed = false;
+    void channel.publish(Buffer.from('x'), {}, '', 'still-blocked').then(() => (landed = true));
+    release();
+    await reaches(channel, 'open');
+    await turns(10);
+    expect(landed).toBe(false);
+    expect(channel.buffered).toBe(1);
+    broker.unblockConnections();
+    await turns(10);
+    expect(landed).toBe(true);
+    expect(channel.buffered).toBe(0);
+  });
   it('is suspended by a lost connection at once, with its error, and counts the reopen as a recovery', async () => {
     const conn = connection('memory://suspend', memoryTransport);
     const channel = await conn.channel();
