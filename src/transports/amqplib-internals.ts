@@ -8,10 +8,9 @@
  *   connection).
  * - `openConfirmChannel`: a confirm channel in one round trip instead of two.
  *
- * The tests that pin them down: test/integration/amqplib-internals.test.ts (every way a
- * socket ends after open; confirm channels), the GC and FIN tests in
- * amqp-transport-faults.test.ts, the confirm-mode test in amqp-transport.test.ts, and the
- * throughput benchmark.
+ * The tests that pin them down: test/integration/amqplib-internals.test.ts (the handshake
+ * collected, every way a socket ends after open, confirm channels), the confirm-mode test in
+ * amqp-transport.test.ts, and the throughput benchmark.
  */
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 

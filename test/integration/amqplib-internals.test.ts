@@ -1,7 +1,8 @@
 /**
  * amqplib-internals.ts (handshake release, one-round-trip confirm channels) against the real
- * RabbitMQ: every way a socket ends after open gives one close with a recoverable error and
- * leaves no listener behind; confirm channels opened after the first behave as amqplib's own.
+ * RabbitMQ: what amqplib keeps of its handshake is garbage once a connection is open; every
+ * way a socket ends after open gives one close with a recoverable error and leaves no
+ * listener behind; confirm channels opened after the first behave as amqplib's own.
  */
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
