@@ -170,11 +170,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const current = this.#current;
     if (!current || !this.#waiters) return;
     if (this.#state === 'recovering') {
-      if (this.#routed === current && current.isOpen && !this.#host.isBlocked()) this.#waiters.releasePublishes(current);
+      if (this.#routed !== current || !current.isOpen || this.#host.isBlocked()) return;
+      this.#waiters.releasePublishes(current);
+    } else if (this.#state === 'open') {
+      this.#waiters.release(current, this.#host.isBlocked());
+    } else {
       return;
     }
-    if (this.#state !== 'open') return;
-    this.#waiters.release(current, this.#host.isBlocked());
+    // No one left waiting: later publishes may go straight on (see whenWritable).
     if (this.#waiters.empty) this.#waiters = undefined;
   }
 

@@ -142,6 +142,28 @@ describe('Channel recovery after a lost connection', () => {
     await reaches(channel, 'open');
   });
 
+  it('once the publishes that waited through the outage have gone, later ones go straight on while consumers are restored', async () => {
+    const { transport, hold, reached, releaseAll } = holdingTransport();
+    const conn = connection('memory://after-waiters', transport);
+    const channel = await conn.channel();
+    await channel.declareQueue(declaration('after-waiters'));
+    await channel.consume('after-waiters', { consumerTag: '', noAck: true }, () => undefined);
+    hold('after-waiters');
+    const broker = getMemoryBroker('after-waiters');
+    broker.refuseConnections = true;
+    broker.dropConnections();
+    const first = channel.publish(Buffer.from('1'), {}, '', 'after-waiters'); // waits through the outage
+    broker.refuseConnections = false;
+    await reached();
+    await first;
+    expect(channel.state).toBe('recovering');
+    await channel.publish(Buffer.from('2'), {}, '', 'after-waiters');
+    expect(channel.state).toBe('recovering');
+    expect(broker.queueInfo('after-waiters')?.messageCount).toBe(2);
+    releaseAll();
+    await reaches(channel, 'open');
+  });
+
   it('keeps a publish made during a recovery behind a declaration asked for before it', async () => {
     const { channel, releaseAll } = await heldAtConsumerRestore('order');
     const settled: string[] = [];
