@@ -253,7 +253,10 @@ export class Producer extends EventEmitter<ProducerEvents> {
       priority: options.priority ?? 0,
     };
     if (contentEncoding) properties.contentEncoding = contentEncoding;
-    if (options.expiration !== undefined) properties.expiration = String(Math.max(0, Math.trunc(options.expiration * 1000)));
+    if (options.expiration !== undefined) {
+      checkSeconds(options.expiration, 'expiration', { finite: true });
+      properties.expiration = String(Math.trunc(options.expiration * 1000));
+    }
     if (options.correlationId !== undefined) properties.correlationId = options.correlationId;
     if (typeof options.replyTo === 'string') properties.replyTo = options.replyTo;
     if (options.messageId !== undefined) properties.messageId = options.messageId;

@@ -9,9 +9,10 @@
  * `x-max-length-bytes`, `x-max-priority`; they win over the same keys in `queueArguments`.
  */
 import type { Channel } from './channel.js';
-import { NotBoundError } from './errors.js';
+import { ConfigurationError, NotBoundError } from './errors.js';
 import { Exchange } from './exchange.js';
 import { Message } from './message.js';
+import { checkSeconds } from './seconds.js';
 import type { QueueDeclaration, QueueDeclareOk } from './transports/transport.js';
 
 /**
@@ -122,6 +123,15 @@ export interface QueueOptions {
  * ```
  */
 export function toQueueArguments(base: Record<string, unknown>, options: Pick<QueueOptions, 'expires' | 'messageTtl' | 'maxLength' | 'maxLengthBytes' | 'maxPriority'>): Record<string, unknown> {
+  // Checked here, where a bad value would otherwise reach the broker as 'NaN' or a fraction.
+  checkSeconds(options.expires, 'expires', { finite: true });
+  checkSeconds(options.messageTtl, 'messageTtl', { finite: true });
+  for (const name of ['maxLength', 'maxLengthBytes', 'maxPriority'] as const) {
+    const value = options[name];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
+      throw new ConfigurationError(`${name} must be a whole number >= 0, got ${String(value)}.`);
+    }
+  }
   const out: Record<string, unknown> = { ...base };
   if (options.expires !== undefined) out['x-expires'] = Math.trunc(options.expires * 1000);
   if (options.messageTtl !== undefined) out['x-message-ttl'] = Math.trunc(options.messageTtl * 1000);

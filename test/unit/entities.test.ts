@@ -101,6 +101,10 @@ describe('Queue', () => {
       'x-max-priority': 9,
     });
     expect(toQueueArguments({ a: 1 }, {})).toEqual({ a: 1 });
+    for (const bad of [{ expires: Number.NaN }, { messageTtl: Infinity }, { messageTtl: -1 }, { maxLength: 1.5 }, { maxPriority: -1 }, { maxLengthBytes: Number.NaN }]) {
+      expect(() => toQueueArguments({}, bad), JSON.stringify(bad)).toThrow(ConfigurationError);
+      expect(() => new Queue('q', bad), JSON.stringify(bad)).toThrow(/expires|messageTtl|maxLength|maxPriority|maxLengthBytes/);
+    }
   });
 
   it('exclusive implies autoDelete; a string exchange becomes a direct Exchange', () => {

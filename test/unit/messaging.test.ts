@@ -406,4 +406,14 @@ describe('durations given by users (seconds)', () => {
     expect(channel.buffered).toBe(0);
     broker.refuseConnections = false;
   });
+
+  it('expiration: NaN, Infinity or negative is a ConfigurationError (it would reach the broker as a bad string)', async () => {
+    const conn = connection('exp-bad');
+    const channel = await conn.channel();
+    const producer = new Producer(channel, { routingKey: 'x' });
+    for (const expiration of [Number.NaN, Infinity, -1]) {
+      await expect(producer.publish(1, { expiration })).rejects.toThrow(/expiration/);
+    }
+    await expect(producer.publish(1, { expiration: 0.5 })).resolves.toBeUndefined();
+  });
 });
