@@ -4,19 +4,18 @@
  * Publishing only enqueues; the {@link DeliveryPump} feeds consumers later.
  *
  * Expired messages that have somewhere to go (`x-dead-letter-exchange`) are dead-lettered on
- * time, as RabbitMQ does, even if nobody touches their queue (the TTL + DLX delayed-retry
- * pattern): such a queue has one timer, armed for the earliest expiry at its heads, unref'd,
- * and cleared when the queue is deleted or the broker reset. Other expired messages are only
- * dropped, lazily, which nobody can tell apart.
+ * time (memory-expiry.ts); other expired messages are only dropped, lazily, which nobody can
+ * tell apart. A message whose TTL has run out as it arrives (TTL 0) may still go to a consumer
+ * that can take it at once (RabbitMQ's rule): here, in the next delivery-pump run.
  *
  * Errors are thrown as {@link BrokerRefusal} (AMQP code + RabbitMQ-like text); the channel
  * that made the request turns them into `ChannelError` and closes, as AMQP does.
  */
 import { randomBytes } from 'node:crypto';
-import { afterMs, type Timer } from '../seconds.js';
 import type { ExchangeDeclaration, ExchangeType, MessageProperties, QueueDeclaration, QueueDeclareOk } from './transport.js';
 import { MemoryQueue, type IncomingMessage, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
 import { DeliveryPump } from './memory-pump.js';
+import { ExpiryTimers } from './memory-expiry.js';
 import { checkExchangeRedeclare, checkQueueRedeclare } from './memory-redeclare.js';
 import {
   BrokerRefusal,
@@ -52,10 +51,12 @@ export class MemoryVhost {
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly pump: DeliveryPump;
   /** Per queue with a dead-letter exchange: the timer that dead-letters its expired heads. */
-  private readonly expiryTimers = new Map<MemoryQueue, { at: number; timer: Timer }>();
+  private readonly expiry: ExpiryTimers;
 
   constructor(readonly now: () => number) {
-    this.pump = new DeliveryPump(now, (queue, message) => this.deadLetter(queue, message, 'expired'));
+    const expired = (queue: MemoryQueue, message: StoredMessage): void => this.deadLetter(queue, message, 'expired');
+    this.pump = new DeliveryPump(now, expired);
+    this.expiry = new ExpiryTimers(now, expired);
     this.addBuiltins();
   }
 
@@ -208,7 +209,7 @@ export class MemoryVhost {
     if (queue.deleted) return;
     queue.unshift({ ...message, redelivered: true });
     this.schedule(queue);
-    this.armExpiry(queue);
+    this.expiry.arm(queue);
   }
 
   /** Dead-letters (or drops, without `x-dead-letter-exchange`) a message leaving `queue`. */
@@ -258,8 +259,7 @@ export class MemoryVhost {
   /** Forgets every entity and cancels a pending pump. */
   reset(): void {
     this.pump.reset();
-    for (const { timer } of this.expiryTimers.values()) timer.cancel();
-    this.expiryTimers.clear();
+    this.expiry.reset();
     for (const queue of this.queues.values()) queue.deleted = true;
     this.queues.clear();
     this.exchanges.clear();
@@ -293,40 +293,18 @@ export class MemoryVhost {
   }
 
   /** Adds a message to a queue; false when the queue refused it (`x-overflow` reject-publish*). */
-  private enqueue(queue: MemoryQueue, message: IncomingMessage): boolean {
-    if (queue.refusesMore()) {
-      if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, message, 'maxlen');
+  private enqueue(queue: MemoryQueue, incoming: IncomingMessage): boolean {
+    if (queue.refuses(incoming)) {
+      if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, incoming, 'maxlen');
       return false;
     }
+    // Dead on arrival (TTL 0): deliverable only in the pump's next run, if a consumer can take it.
+    const doa = incoming.expiresAt !== undefined && incoming.expiresAt <= this.now();
+    const message = doa ? { ...incoming, graceRun: this.pump.nextRun } : incoming;
     for (const dropped of queue.push(message)) this.deadLetter(queue, dropped, 'maxlen');
     this.schedule(queue);
-    this.armExpiry(queue);
+    this.expiry.arm(queue);
     return true;
-  }
-
-  /** (Re)arms the queue's expiry timer for its earliest expiring head, if it dead-letters. */
-  private armExpiry(queue: MemoryQueue): void {
-    if (queue.deleted || queue.deadLetterExchange === undefined) return;
-    const at = queue.nextExpiry();
-    const armed = this.expiryTimers.get(queue);
-    if (armed && armed.at === at) return;
-    if (armed) armed.timer.cancel();
-    this.expiryTimers.delete(queue);
-    if (at === undefined) return;
-    // afterMs: a TTL past Node's timer limit (~24.8 days) would fire after 1 ms, re-arm, and spin.
-    const timer = afterMs(Math.max(0, at - this.now()), () => {
-      this.expiryTimers.delete(queue);
-      if (queue.deleted) return;
-      queue.expireHeads(this.now(), (m) => this.deadLetter(queue, m, 'expired'));
-      this.armExpiry(queue);
-    }, { unref: true });
-    this.expiryTimers.set(queue, { at, timer });
-  }
-
-  private disarmExpiry(queue: MemoryQueue): void {
-    const armed = this.expiryTimers.get(queue);
-    if (armed) armed.timer.cancel();
-    this.expiryTimers.delete(queue);
   }
 
   private removeQueue(queue: MemoryQueue): number {
@@ -335,7 +313,7 @@ export class MemoryVhost {
     queue.purge();
     this.queues.delete(queue.name);
     this.pump.forget(queue);
-    this.disarmExpiry(queue);
+    this.expiry.disarm(queue);
     for (const exchange of [...this.exchanges.values()]) {
       const before = exchange.bindings.length;
       for (let i = exchange.bindings.length - 1; i >= 0; i--) if (exchange.bindings[i]!.queue === queue) exchange.bindings.splice(i, 1);
