@@ -34,13 +34,15 @@ import {
 type Exchange = MemoryExchange<MemoryQueue>;
 
 const EXCHANGE_TYPES: readonly ExchangeType[] = ['direct', 'topic', 'fanout', 'headers'];
-const BUILTIN: readonly [string, ExchangeType][] = [
-  ['', 'direct'],
-  ['amq.direct', 'direct'],
-  ['amq.fanout', 'fanout'],
-  ['amq.topic', 'topic'],
-  ['amq.headers', 'headers'],
-  ['amq.match', 'headers'],
+/** RabbitMQ's predeclared exchanges: name, type, internal. */
+const BUILTIN: readonly [string, ExchangeType, boolean][] = [
+  ['', 'direct', false],
+  ['amq.direct', 'direct', false],
+  ['amq.fanout', 'fanout', false],
+  ['amq.topic', 'topic', false],
+  ['amq.headers', 'headers', false],
+  ['amq.match', 'headers', false],
+  ['amq.rabbitmq.trace', 'topic', true],
 ];
 
 const refuse = (code: number, text: string) => new BrokerRefusal(code, text);
@@ -66,13 +68,14 @@ export class MemoryVhost {
       if (!existing) throw notFound('exchange', d.name);
       return;
     }
+    // Checked before anything else, and a connection error (the channel escalates it), as on RabbitMQ.
+    if (!EXCHANGE_TYPES.includes(d.type)) throw refuse(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown exchange type '${String(d.type)}'`);
     if (d.name === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
     if (existing) {
       checkExchangeRedeclare(existing, d);
       return;
     }
     if (d.name.startsWith('amq.')) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - exchange name '${d.name}' contains reserved prefix 'amq.*'`);
-    if (!EXCHANGE_TYPES.includes(d.type)) throw refuse(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown exchange type '${String(d.type)}'`);
     this.exchanges.set(d.name, {
       name: d.name,
       type: d.type,
@@ -124,13 +127,15 @@ export class MemoryVhost {
 
   unbindQueue(queueName: string, exchangeName: string, routingKey: string, args: Record<string, unknown>, owner: object): void {
     if (exchangeName === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
-    // As RabbitMQ: unbinding from a queue or exchange that is not there is done already.
+    // As RabbitMQ: unbinding what is not there (queue, exchange or binding) is done already,
+    // even on another connection's exclusive queue; removing a binding of one is 405.
     const queue = this.liveQueue(queueName);
     const exchange = this.exchanges.get(exchangeName);
-    if (queue) this.checkExclusive(queue, owner);
     if (!queue || !exchange) return;
     const index = exchange.bindings.findIndex((b) => b.queue === queue && b.routingKey === routingKey && argumentsEqual(b.args, args));
-    if (index >= 0) exchange.bindings.splice(index, 1);
+    if (index < 0) return;
+    this.checkExclusive(queue, owner);
+    exchange.bindings.splice(index, 1);
     this.autoDeleteExchange(exchange);
   }
 
@@ -366,8 +371,8 @@ export class MemoryVhost {
   }
 
   private addBuiltins(): void {
-    for (const [name, type] of BUILTIN) {
-      this.exchanges.set(name, { name, type, durable: true, autoDelete: false, internal: false, arguments: {}, bindings: [], hadBinding: false });
+    for (const [name, type, internal] of BUILTIN) {
+      this.exchanges.set(name, { name, type, durable: true, autoDelete: false, internal, arguments: {}, bindings: [], hadBinding: false });
     }
   }
 }

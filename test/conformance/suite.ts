@@ -13,6 +13,7 @@ import { maskUrl } from '../../src/index.js';
 import { createContext, type ConformanceOptions, type Context, type ContextGetter, type Feature } from './context.js';
 import { messagingTests } from './suite-messaging.js';
 import { parityTests } from './suite-parity.js';
+import { parityEntityTests } from './suite-parity-entities.js';
 import { parityQueueTests } from './suite-parity-queues.js';
 import { recoveryTests } from './suite-recovery.js';
 import { routingTests } from './suite-routing.js';
@@ -56,6 +57,7 @@ export function runConformance(url: string, options: ConformanceOptions = {}): v
     describe('RabbitMQ parity', () => {
       parityTests(get);
       parityQueueTests(get);
+      parityEntityTests(get);
     });
   });
 }
