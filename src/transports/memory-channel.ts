@@ -6,6 +6,8 @@
  *   see the same shape as on a real broker. A refusal (`BrokerRefusal`) closes the channel
  *   with a `ChannelError` carrying the AMQP code and the class/method ids of the call, as
  *   RabbitMQ closes a channel on a channel exception; the request's promise rejects with it.
+ *   A connection exception (503 unknown exchange type, 530 reused consumer tag) closes the
+ *   whole connection instead, and the request rejects with that `ConnectionError`, as on RabbitMQ.
  * - Prefetch (`qos`) follows RabbitMQ: with `global` false (the default) the count limits each
  *   consumer started after the call on its own (a consumer keeps the limit it started with);
  *   with `global` true it limits the channel's consumer deliveries together. Both may apply.
@@ -34,7 +36,7 @@ import type {
   TransportChannelEvents,
 } from './transport.js';
 import type { DeliveryTarget, MemoryConsumer, MemoryQueue, StoredMessage } from './memory-queue.js';
-import { BrokerRefusal, ReplyCode, copyProperties } from './memory-routing.js';
+import { BrokerRefusal, ReplyCode, copyProperties, isConnectionException } from './memory-routing.js';
 import type { MemoryVhost } from './memory-vhost.js';
 
 /** AMQP class and method ids, reported on the ChannelError of a refused call. */
@@ -67,6 +69,8 @@ export interface ChannelOwner {
   closedError(): KombuError;
   waitUnblocked(): Promise<void>;
   channelClosed(channel: MemoryChannel): void;
+  /** Closes the connection on a connection exception; returns the error it closed with. */
+  connectionException(code: number, text: string): KombuError;
 }
 
 interface Unacked {
@@ -321,9 +325,10 @@ export class MemoryChannel extends EventEmitter<TransportChannelEvents> implemen
     }
   }
 
-  /** Turns a broker refusal into a ChannelError and closes the channel with it. */
+  /** Turns a broker refusal into a ChannelError and closes the channel with it (or the connection, on a connection exception). */
   private fail(error: unknown, operation: Method): unknown {
     if (!(error instanceof BrokerRefusal)) return error;
+    if (isConnectionException(error.code)) return this.owner.connectionException(error.code, error.message);
     const [classId, methodId] = METHOD[operation];
     const channelError = new ChannelError(error.message, { code: error.code, classId, methodId, recoverable: channelRefusalRecoverable(error.code) });
     this.shutdown(channelError);

@@ -9,7 +9,7 @@
  * waits (RabbitMQ's connection.blocked) and the `blocked`/`unblocked` events fire.
  */
 import { EventEmitter } from 'eventemitter3';
-import { ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
+import { AccessRefused, ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
 import type { TransportChannel, TransportConnection, TransportConnectionEvents } from './transport.js';
 import { MemoryChannel, emitSafely, type ChannelOwner } from './memory-channel.js';
 import type { MemoryVhost } from './memory-vhost.js';
@@ -102,6 +102,18 @@ export class MemoryConnection extends EventEmitter<TransportConnectionEvents> im
     for (const waiter of waiters) waiter.reject(this.closedError());
     this.host.connectionClosed(this);
     emitSafely(this, 'close', error);
+  }
+
+  /**
+   * @internal The broker closes the connection on a connection exception (503, 530...): the
+   * error is what the amqp transport makes of RabbitMQ's connection.close (530 is an
+   * `AccessRefused`, as 402/403 are; the others a recoverable `ConnectionError`).
+   */
+  connectionException(code: number, text: string): KombuError {
+    const message = `${this.host.url} closed the connection (${code}): ${text}`;
+    const error = code === 530 ? new AccessRefused(message, { code }) : new ConnectionError(message, { code });
+    this.shutdown(error);
+    return error;
   }
 
   /** @internal The error calls on this closed connection reject with. */

@@ -24,6 +24,8 @@ export class DeliveryPump {
   /** Bumped by reset(): a pump scheduled before it does nothing. */
   private epoch = 0;
   private paused = false;
+  /** Runs so far: a message that arrived dead (TTL 0) may go out in the run after its arrival. */
+  private runs = 0;
 
   constructor(
     private readonly now: () => number,
@@ -38,6 +40,11 @@ export class DeliveryPump {
     this.state = 'scheduled';
     const epoch = this.epoch;
     queueMicrotask(() => this.run(epoch));
+  }
+
+  /** The number of the next run that has not started yet. */
+  get nextRun(): number {
+    return this.runs + 1;
   }
 
   /** Forgets a deleted queue. */
@@ -65,6 +72,7 @@ export class DeliveryPump {
     if (epoch !== this.epoch) return;
     this.immediate = undefined;
     this.state = 'running';
+    this.runs++;
     let budget = MAX_BATCH;
     for (const queue of this.dirty) {
       if (this.paused || budget <= 0) break;
@@ -85,7 +93,7 @@ export class DeliveryPump {
     while (delivered < budget && !this.paused && !queue.deleted && queue.messageCount > 0) {
       const consumer = queue.nextConsumer((c) => c.channel.canDeliver(c));
       if (!consumer) break;
-      const message = queue.shift(now, (m) => this.onExpired(queue, m));
+      const message = queue.shift(now, (m) => this.onExpired(queue, m), this.runs);
       if (!message) break;
       consumer.channel.deliver(consumer, queue, message);
       delivered++;

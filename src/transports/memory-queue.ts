@@ -15,7 +15,9 @@
  *   take one more (prefetch), so the queue knows nothing about channels.
  */
 import type { MessageProperties, RawMessage } from './transport.js';
-import { BrokerRefusal, ReplyCode } from './memory-routing.js';
+import { queueArguments, type Overflow } from './memory-queue-arguments.js';
+
+export type { Overflow } from './memory-queue-arguments.js';
 
 /** A message in a queue: bytes and properties copied at publish, never shared with the caller. */
 export interface StoredMessage {
@@ -26,6 +28,12 @@ export interface StoredMessage {
   readonly redelivered: boolean;
   /** Absolute time (ms, broker clock) after which the message is dead; undefined = never. */
   readonly expiresAt: number | undefined;
+  /**
+   * For a message whose TTL had run out as it arrived (TTL 0): the last delivery-pump run
+   * that may still hand it to a consumer, as RabbitMQ delivers it if a consumer can take it
+   * at once. Any later look at it finds it expired.
+   */
+  readonly graceRun?: number;
   /** Its place in its queue (set by the queue): a requeued message goes back there. */
   readonly seq: number;
 }
@@ -127,32 +135,6 @@ export interface QueueOptions {
   owner: object | undefined;
 }
 
-function intArgument(args: Readonly<Record<string, unknown>>, key: string, queue: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const value = args[key];
-  if (value === undefined) return undefined;
-  const n = typeof value === 'bigint' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    throw new BrokerRefusal(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid arg '${key}' for queue '${queue}': ${String(value)}`);
-  }
-  return n;
-}
-
-const OVERFLOWS = ['drop-head', 'reject-publish', 'reject-publish-dlx'] as const;
-export type Overflow = (typeof OVERFLOWS)[number];
-
-function overflowArgument(args: Readonly<Record<string, unknown>>, queue: string): Overflow {
-  const value = args['x-overflow'];
-  if (value === undefined) return 'drop-head';
-  const mode = OVERFLOWS.find((m) => m === String(value));
-  if (mode === undefined) throw new BrokerRefusal(ReplyCode.PRECONDITION_FAILED, `PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '${queue}': ${String(value)}`);
-  return mode;
-}
-
-function stringArgument(args: Readonly<Record<string, unknown>>, key: string): string | undefined {
-  const value = args[key];
-  return value === undefined ? undefined : String(value);
-}
-
 /** A queue of the memory broker. Created by the broker, never by users. */
 export class MemoryQueue {
   readonly name: string;
@@ -164,6 +146,10 @@ export class MemoryQueue {
   readonly maxPriority: number;
   readonly messageTtl: number | undefined;
   readonly maxLength: number | undefined;
+  /** `x-max-length-bytes`: the most body bytes of ready messages. */
+  readonly maxLengthBytes: number | undefined;
+  /** `x-single-active-consumer`: only the earliest consumer gets messages; the next takes over when it goes. */
+  readonly singleActiveConsumer: boolean;
   /** `x-overflow`: what a full queue does with a new message (RabbitMQ's three modes). */
   readonly overflow: Overflow;
   readonly deadLetterExchange: string | undefined;
@@ -178,6 +164,7 @@ export class MemoryQueue {
   private roundRobin = 0;
   private lastSeq = 0;
   private size = 0;
+  private bytes = 0;
 
   constructor(options: QueueOptions, now: number) {
     const args = options.arguments;
@@ -187,13 +174,16 @@ export class MemoryQueue {
     this.autoDelete = options.autoDelete;
     this.arguments = { ...args };
     this.owner = options.owner;
-    this.maxPriority = intArgument(args, 'x-max-priority', this.name, 0, 255) ?? 0;
-    this.messageTtl = intArgument(args, 'x-message-ttl', this.name, 0);
-    this.maxLength = intArgument(args, 'x-max-length', this.name, 0);
-    this.overflow = overflowArgument(args, this.name);
-    this.expires = intArgument(args, 'x-expires', this.name, 1);
-    this.deadLetterExchange = stringArgument(args, 'x-dead-letter-exchange');
-    this.deadLetterRoutingKey = stringArgument(args, 'x-dead-letter-routing-key');
+    const parsed = queueArguments(args, this.name);
+    this.maxPriority = parsed.maxPriority;
+    this.messageTtl = parsed.messageTtl;
+    this.maxLength = parsed.maxLength;
+    this.maxLengthBytes = parsed.maxLengthBytes;
+    this.overflow = parsed.overflow;
+    this.expires = parsed.expires;
+    this.deadLetterExchange = parsed.deadLetterExchange;
+    this.deadLetterRoutingKey = parsed.deadLetterRoutingKey;
+    this.singleActiveConsumer = parsed.singleActiveConsumer;
     this.buckets = Array.from({ length: this.maxPriority + 1 }, () => new Deque<StoredMessage>());
     this.lastUsed = now;
   }
@@ -210,22 +200,30 @@ export class MemoryQueue {
     return ttl === undefined ? undefined : now + ttl;
   }
 
-  /** True when `x-overflow` refuses new messages (`reject-publish*`) and the queue is at `x-max-length`. */
-  refusesMore(): boolean {
-    return this.overflow !== 'drop-head' && this.maxLength !== undefined && this.size >= this.maxLength;
+  /**
+   * True when `x-overflow` refuses new messages (`reject-publish*`) and `message` would take
+   * the queue past `x-max-length` or `x-max-length-bytes` (RabbitMQ's check: after adding it).
+   */
+  refuses(message: IncomingMessage): boolean {
+    if (this.overflow === 'drop-head') return false;
+    return (this.maxLength !== undefined && this.size + 1 > this.maxLength) || (this.maxLengthBytes !== undefined && this.bytes + message.body.length > this.maxLengthBytes);
   }
 
-  /** Appends a message; returns the messages `x-max-length` pushed out (to dead-letter). */
+  /**
+   * Appends a message; returns the messages `x-max-length(-bytes)` pushed out (to
+   * dead-letter): heads are dropped while the queue is over a limit, so a message larger
+   * than `x-max-length-bytes` on its own goes too, as on RabbitMQ.
+   */
   push(incoming: IncomingMessage): StoredMessage[] {
     const message: StoredMessage = { ...incoming, seq: ++this.lastSeq };
     this.bucketOf(message).push(message);
-    this.size++;
+    this.added(message);
     const dropped: StoredMessage[] = [];
-    while (this.maxLength !== undefined && this.size > this.maxLength) {
+    while (this.overLimit()) {
       const bucket = this.buckets.find((b) => b.length > 0);
       const head = bucket?.shift();
       if (head === undefined) break;
-      this.size--;
+      this.removed(head);
       dropped.push(head);
     }
     return dropped;
@@ -237,16 +235,20 @@ export class MemoryQueue {
    */
   unshift(message: StoredMessage): void {
     this.bucketOf(message).insert(message, (existing) => existing.seq > message.seq);
-    this.size++;
+    this.added(message);
   }
 
-  /** The next live message, highest priority first; expired heads go to `onExpired`. */
-  shift(now: number, onExpired: (message: StoredMessage) => void): StoredMessage | undefined {
+  /**
+   * The next live message, highest priority first; expired heads go to `onExpired`. The
+   * delivery pump passes its `run`, in which a TTL-0 message may still be delivered.
+   */
+  shift(now: number, onExpired: (message: StoredMessage) => void, run?: number): StoredMessage | undefined {
     for (let p = this.buckets.length - 1; p >= 0; p--) {
       const bucket = this.buckets[p]!;
       for (let message = bucket.shift(); message !== undefined; message = bucket.shift()) {
-        this.size--;
-        if (message.expiresAt !== undefined && now >= message.expiresAt) onExpired(message);
+        this.removed(message);
+        const graced = run !== undefined && message.graceRun !== undefined && run <= message.graceRun;
+        if (message.expiresAt !== undefined && now >= message.expiresAt && !graced) onExpired(message);
         else return message;
       }
     }
@@ -268,7 +270,7 @@ export class MemoryQueue {
     for (const bucket of this.buckets) {
       for (let head = bucket.peek(); head?.expiresAt !== undefined && now >= head.expiresAt; head = bucket.peek()) {
         bucket.shift();
-        this.size--;
+        this.removed(head);
         onExpired(head);
       }
     }
@@ -278,7 +280,7 @@ export class MemoryQueue {
   sweep(now: number, onExpired: (message: StoredMessage) => void): void {
     for (const bucket of this.buckets) {
       const expired = bucket.filter((m) => m.expiresAt === undefined || now < m.expiresAt);
-      this.size -= expired.length;
+      for (const m of expired) this.removed(m);
       expired.forEach(onExpired);
     }
   }
@@ -288,6 +290,7 @@ export class MemoryQueue {
     const count = this.size;
     for (const bucket of this.buckets) bucket.filter(() => false);
     this.size = 0;
+    this.bytes = 0;
     return count;
   }
 
@@ -303,8 +306,15 @@ export class MemoryQueue {
     if (this.roundRobin > index) this.roundRobin--;
   }
 
-  /** The next consumer, round-robin, that `accept` says may take a message now. */
+  /**
+   * The next consumer, round-robin, that `accept` says may take a message now; with
+   * `x-single-active-consumer`, only the earliest consumer is ever asked.
+   */
   nextConsumer(accept: (consumer: MemoryConsumer) => boolean): MemoryConsumer | undefined {
+    if (this.singleActiveConsumer) {
+      const active = this.consumers[0];
+      return active !== undefined && accept(active) ? active : undefined;
+    }
     const n = this.consumers.length;
     for (let i = 0; i < n; i++) {
       const index = (this.roundRobin + i) % n;
@@ -315,6 +325,20 @@ export class MemoryQueue {
       }
     }
     return undefined;
+  }
+
+  private added(message: StoredMessage): void {
+    this.size++;
+    this.bytes += message.body.length;
+  }
+
+  private removed(message: StoredMessage): void {
+    this.size--;
+    this.bytes -= message.body.length;
+  }
+
+  private overLimit(): boolean {
+    return (this.maxLength !== undefined && this.size > this.maxLength) || (this.maxLengthBytes !== undefined && this.bytes > this.maxLengthBytes);
   }
 
   private bucketOf(message: StoredMessage): Deque<StoredMessage> {

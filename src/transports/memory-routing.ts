@@ -25,7 +25,15 @@ export const ReplyCode = {
   NOT_ALLOWED: 530,
 } as const;
 
-/** A broker-side refusal of one request: the channel that made it is closed with it. */
+/**
+ * AMQP's connection exceptions (503 COMMAND_INVALID, 530 NOT_ALLOWED...): RabbitMQ closes the
+ * whole connection on them, not only the channel that made the request.
+ */
+export function isConnectionException(code: number): boolean {
+  return [501, 502, 503, 504, 505, 506, 530, 540, 541].includes(code);
+}
+
+/** A broker-side refusal of one request: the channel that made it is closed with it (or its connection, see {@link isConnectionException}). */
 export class BrokerRefusal extends Error {
   override readonly name = 'BrokerRefusal';
   constructor(

@@ -4,19 +4,18 @@
  * Publishing only enqueues; the {@link DeliveryPump} feeds consumers later.
  *
  * Expired messages that have somewhere to go (`x-dead-letter-exchange`) are dead-lettered on
- * time, as RabbitMQ does, even if nobody touches their queue (the TTL + DLX delayed-retry
- * pattern): such a queue has one timer, armed for the earliest expiry at its heads, unref'd,
- * and cleared when the queue is deleted or the broker reset. Other expired messages are only
- * dropped, lazily, which nobody can tell apart.
+ * time (memory-expiry.ts); other expired messages are only dropped, lazily, which nobody can
+ * tell apart. A message whose TTL has run out as it arrives (TTL 0) may still go to a consumer
+ * that can take it at once (RabbitMQ's rule): here, in the next delivery-pump run.
  *
  * Errors are thrown as {@link BrokerRefusal} (AMQP code + RabbitMQ-like text); the channel
  * that made the request turns them into `ChannelError` and closes, as AMQP does.
  */
 import { randomBytes } from 'node:crypto';
-import { afterMs, type Timer } from '../seconds.js';
 import type { ExchangeDeclaration, ExchangeType, MessageProperties, QueueDeclaration, QueueDeclareOk } from './transport.js';
 import { MemoryQueue, type IncomingMessage, type MemoryConsumer, type StoredMessage } from './memory-queue.js';
 import { DeliveryPump } from './memory-pump.js';
+import { ExpiryTimers } from './memory-expiry.js';
 import { checkExchangeRedeclare, checkQueueRedeclare } from './memory-redeclare.js';
 import {
   BrokerRefusal,
@@ -35,13 +34,15 @@ import {
 type Exchange = MemoryExchange<MemoryQueue>;
 
 const EXCHANGE_TYPES: readonly ExchangeType[] = ['direct', 'topic', 'fanout', 'headers'];
-const BUILTIN: readonly [string, ExchangeType][] = [
-  ['', 'direct'],
-  ['amq.direct', 'direct'],
-  ['amq.fanout', 'fanout'],
-  ['amq.topic', 'topic'],
-  ['amq.headers', 'headers'],
-  ['amq.match', 'headers'],
+/** RabbitMQ's predeclared exchanges: name, type, internal. */
+const BUILTIN: readonly [string, ExchangeType, boolean][] = [
+  ['', 'direct', false],
+  ['amq.direct', 'direct', false],
+  ['amq.fanout', 'fanout', false],
+  ['amq.topic', 'topic', false],
+  ['amq.headers', 'headers', false],
+  ['amq.match', 'headers', false],
+  ['amq.rabbitmq.trace', 'topic', true],
 ];
 
 const refuse = (code: number, text: string) => new BrokerRefusal(code, text);
@@ -52,10 +53,12 @@ export class MemoryVhost {
   private readonly queues = new Map<string, MemoryQueue>();
   private readonly pump: DeliveryPump;
   /** Per queue with a dead-letter exchange: the timer that dead-letters its expired heads. */
-  private readonly expiryTimers = new Map<MemoryQueue, { at: number; timer: Timer }>();
+  private readonly expiry: ExpiryTimers;
 
   constructor(readonly now: () => number) {
-    this.pump = new DeliveryPump(now, (queue, message) => this.deadLetter(queue, message, 'expired'));
+    const expired = (queue: MemoryQueue, message: StoredMessage): void => this.deadLetter(queue, message, 'expired');
+    this.pump = new DeliveryPump(now, expired);
+    this.expiry = new ExpiryTimers(now, expired);
     this.addBuiltins();
   }
 
@@ -65,13 +68,14 @@ export class MemoryVhost {
       if (!existing) throw notFound('exchange', d.name);
       return;
     }
+    // Checked before anything else, and a connection error (the channel escalates it), as on RabbitMQ.
+    if (!EXCHANGE_TYPES.includes(d.type)) throw refuse(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown exchange type '${String(d.type)}'`);
     if (d.name === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
     if (existing) {
       checkExchangeRedeclare(existing, d);
       return;
     }
     if (d.name.startsWith('amq.')) throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - exchange name '${d.name}' contains reserved prefix 'amq.*'`);
-    if (!EXCHANGE_TYPES.includes(d.type)) throw refuse(ReplyCode.COMMAND_INVALID, `COMMAND_INVALID - unknown exchange type '${String(d.type)}'`);
     this.exchanges.set(d.name, {
       name: d.name,
       type: d.type,
@@ -123,13 +127,15 @@ export class MemoryVhost {
 
   unbindQueue(queueName: string, exchangeName: string, routingKey: string, args: Record<string, unknown>, owner: object): void {
     if (exchangeName === '') throw refuse(ReplyCode.ACCESS_REFUSED, `ACCESS_REFUSED - operation not permitted on the default exchange`);
-    // As RabbitMQ: unbinding from a queue or exchange that is not there is done already.
+    // As RabbitMQ: unbinding what is not there (queue, exchange or binding) is done already,
+    // even on another connection's exclusive queue; removing a binding of one is 405.
     const queue = this.liveQueue(queueName);
     const exchange = this.exchanges.get(exchangeName);
-    if (queue) this.checkExclusive(queue, owner);
     if (!queue || !exchange) return;
     const index = exchange.bindings.findIndex((b) => b.queue === queue && b.routingKey === routingKey && argumentsEqual(b.args, args));
-    if (index >= 0) exchange.bindings.splice(index, 1);
+    if (index < 0) return;
+    this.checkExclusive(queue, owner);
+    exchange.bindings.splice(index, 1);
     this.autoDeleteExchange(exchange);
   }
 
@@ -208,7 +214,7 @@ export class MemoryVhost {
     if (queue.deleted) return;
     queue.unshift({ ...message, redelivered: true });
     this.schedule(queue);
-    this.armExpiry(queue);
+    this.expiry.arm(queue);
   }
 
   /** Dead-letters (or drops, without `x-dead-letter-exchange`) a message leaving `queue`. */
@@ -258,8 +264,7 @@ export class MemoryVhost {
   /** Forgets every entity and cancels a pending pump. */
   reset(): void {
     this.pump.reset();
-    for (const { timer } of this.expiryTimers.values()) timer.cancel();
-    this.expiryTimers.clear();
+    this.expiry.reset();
     for (const queue of this.queues.values()) queue.deleted = true;
     this.queues.clear();
     this.exchanges.clear();
@@ -293,40 +298,18 @@ export class MemoryVhost {
   }
 
   /** Adds a message to a queue; false when the queue refused it (`x-overflow` reject-publish*). */
-  private enqueue(queue: MemoryQueue, message: IncomingMessage): boolean {
-    if (queue.refusesMore()) {
-      if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, message, 'maxlen');
+  private enqueue(queue: MemoryQueue, incoming: IncomingMessage): boolean {
+    if (queue.refuses(incoming)) {
+      if (queue.overflow === 'reject-publish-dlx') this.deadLetter(queue, incoming, 'maxlen');
       return false;
     }
+    // Dead on arrival (TTL 0): deliverable only in the pump's next run, if a consumer can take it.
+    const doa = incoming.expiresAt !== undefined && incoming.expiresAt <= this.now();
+    const message = doa ? { ...incoming, graceRun: this.pump.nextRun } : incoming;
     for (const dropped of queue.push(message)) this.deadLetter(queue, dropped, 'maxlen');
     this.schedule(queue);
-    this.armExpiry(queue);
+    this.expiry.arm(queue);
     return true;
-  }
-
-  /** (Re)arms the queue's expiry timer for its earliest expiring head, if it dead-letters. */
-  private armExpiry(queue: MemoryQueue): void {
-    if (queue.deleted || queue.deadLetterExchange === undefined) return;
-    const at = queue.nextExpiry();
-    const armed = this.expiryTimers.get(queue);
-    if (armed && armed.at === at) return;
-    if (armed) armed.timer.cancel();
-    this.expiryTimers.delete(queue);
-    if (at === undefined) return;
-    // afterMs: a TTL past Node's timer limit (~24.8 days) would fire after 1 ms, re-arm, and spin.
-    const timer = afterMs(Math.max(0, at - this.now()), () => {
-      this.expiryTimers.delete(queue);
-      if (queue.deleted) return;
-      queue.expireHeads(this.now(), (m) => this.deadLetter(queue, m, 'expired'));
-      this.armExpiry(queue);
-    }, { unref: true });
-    this.expiryTimers.set(queue, { at, timer });
-  }
-
-  private disarmExpiry(queue: MemoryQueue): void {
-    const armed = this.expiryTimers.get(queue);
-    if (armed) armed.timer.cancel();
-    this.expiryTimers.delete(queue);
   }
 
   private removeQueue(queue: MemoryQueue): number {
@@ -335,7 +318,7 @@ export class MemoryVhost {
     queue.purge();
     this.queues.delete(queue.name);
     this.pump.forget(queue);
-    this.disarmExpiry(queue);
+    this.expiry.disarm(queue);
     for (const exchange of [...this.exchanges.values()]) {
       const before = exchange.bindings.length;
       for (let i = exchange.bindings.length - 1; i >= 0; i--) if (exchange.bindings[i]!.queue === queue) exchange.bindings.splice(i, 1);
@@ -388,8 +371,8 @@ export class MemoryVhost {
   }
 
   private addBuiltins(): void {
-    for (const [name, type] of BUILTIN) {
-      this.exchanges.set(name, { name, type, durable: true, autoDelete: false, internal: false, arguments: {}, bindings: [], hadBinding: false });
+    for (const [name, type, internal] of BUILTIN) {
+      this.exchanges.set(name, { name, type, durable: true, autoDelete: false, internal, arguments: {}, bindings: [], hadBinding: false });
     }
   }
 }

@@ -13,6 +13,8 @@ import { maskUrl } from '../../src/index.js';
 import { createContext, type ConformanceOptions, type Context, type ContextGetter, type Feature } from './context.js';
 import { messagingTests } from './suite-messaging.js';
 import { parityTests } from './suite-parity.js';
+import { parityEntityTests } from './suite-parity-entities.js';
+import { parityQueueTests } from './suite-parity-queues.js';
 import { recoveryTests } from './suite-recovery.js';
 import { routingTests } from './suite-routing.js';
 import { serializationTests } from './suite-serialization.js';
@@ -52,6 +54,10 @@ export function runConformance(url: string, options: ConformanceOptions = {}): v
     describe('serialization and compression', () => serializationTests(get));
     describe('SimpleQueue and SimpleBuffer', () => simpleTests(get));
     describe('recovery and outages', () => recoveryTests(get));
-    describe('RabbitMQ parity', () => parityTests(get));
+    describe('RabbitMQ parity', () => {
+      parityTests(get);
+      parityQueueTests(get);
+      parityEntityTests(get);
+    });
   });
 }
