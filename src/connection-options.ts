@@ -38,7 +38,7 @@ export interface ConnectionOptions {
   ssl?: boolean | TlsOptions;
   /** Transport name (`amqp`, `redis`, `memory`...) or a Transport object. Default `amqp`. */
   transport?: string | Transport;
-  /** Seconds to wait for one connection attempt (default 4, as kombu; `Infinity` or 0: no limit). */
+  /** Seconds to wait for one connection attempt (default 5, as kombu; `Infinity` or 0: no limit). */
   connectTimeout?: number;
   transportOptions?: Record<string, unknown>;
   /** SASL mechanism (AMQP): PLAIN, AMQPLAIN, EXTERNAL. */
@@ -178,7 +178,7 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
     password: parts.password ?? options.password ?? defaults.password,
     virtualHost: parts.virtualHost ?? options.virtualHost ?? defaults.virtualHost,
     ssl,
-    connectTimeout: parts.connectTimeout ?? options.connectTimeout ?? 4,
+    connectTimeout: parts.connectTimeout ?? options.connectTimeout ?? 5,
     heartbeat: parts.heartbeat ?? options.heartbeat ?? 0,
     loginMethod: parts.loginMethod ?? options.loginMethod,
     transportOptions: { ...options.transportOptions, ...parts.transportOptions },
