@@ -121,9 +121,7 @@ function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void 
   const { port, alternates, failoverStrategy, heartbeatRate } = options;
   // Checks run every heartbeat/rate s: 0 made a busy loop (a 1 ms timer), NaN or a negative
   // rate no check at all, and a rate below 1 checks too seldom for heartbeatCheck to judge.
-  if (heartbeatRate !== undefined && !(typeof heartbeatRate === 'number' && Number.isFinite(heartbeatRate) && heartbeatRate >= 1)) {
-    throw new ConfigurationError(`heartbeatRate must be a number >= 1 (checks per heartbeat), got ${String(heartbeatRate)}.`);
-  }
+  if (heartbeatRate !== undefined) checkHeartbeatRate(heartbeatRate, 'heartbeatRate');
   if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
     throw new ConfigurationError(`port must be a whole number from 1 to 65535, got ${String(port)}.`);
   }
@@ -131,6 +129,15 @@ function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void 
     throw new ConfigurationError('alternates must be an array of broker URLs.');
   }
   checkFailoverStrategy(failoverStrategy, 'failoverStrategy');
+}
+
+/**
+ * Refuses a heartbeat rate (checks per heartbeat interval: the `heartbeatRate` option,
+ * `heartbeatCheck(rate)`) that is not a finite number >= 1, with a ConfigurationError.
+ */
+export function checkHeartbeatRate(rate: unknown, name: string): void {
+  if (typeof rate === 'number' && Number.isFinite(rate) && rate >= 1) return;
+  throw new ConfigurationError(`${name} must be a number >= 1 (checks per heartbeat), got ${typeof rate === 'string' ? `'${rate}'` : String(rate)}.`);
 }
 
 function checkFailoverStrategy(strategy: unknown, name: string): void {

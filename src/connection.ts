@@ -20,7 +20,7 @@ import type { Queue } from './queue.js';
 import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
-import { brokerInfo, brokerUri, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
+import { brokerInfo, brokerUri, checkHeartbeatRate, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { afterSeconds, type Timer } from './seconds.js';
@@ -343,9 +343,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /**
    * Runs one heartbeat check now (kombu's `heartbeat_check`); the connection also runs them by
-   * itself while connected. A missed heartbeat starts a reconnect and rethrows.
+   * itself while connected. A missed heartbeat starts a reconnect and rethrows. `rate` (checks
+   * per heartbeat interval, default 2 as kombu) must be a number >= 1: else a ConfigurationError.
    */
   heartbeatCheck(rate = 2): void {
+    checkHeartbeatRate(rate, 'rate');
     try {
       this.#link.current?.heartbeatCheck(rate);
     } catch (error) {

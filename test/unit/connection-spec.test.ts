@@ -25,4 +25,18 @@ describe("kombu's Connection spec", () => {
     expect(connection('memory://ct', { connectTimeout: 2 }).info().connectTimeout).toBe(2);
     expect(connection('memory://ct?connect_timeout=3').info().connectTimeout).toBe(3);
   });
+
+  it('heartbeatCheck(rate) refuses a rate that is not a number >= 1 with ConfigurationError, connected or not', async () => {
+    const conn = connection('memory://hb', { heartbeat: 10 });
+    for (const rate of [NaN, 0, -1, 0.5, Infinity, '2']) {
+      expect(() => conn.heartbeatCheck(rate as number)).toThrow(ConfigurationError);
+    }
+    await conn.connect();
+    for (const rate of [NaN, 0, -1, 0.5, Infinity, '2']) {
+      expect(() => conn.heartbeatCheck(rate as number)).toThrow(/rate must be a number >= 1/);
+    }
+    expect(conn.connected).toBe(true);
+    expect(() => conn.heartbeatCheck()).not.toThrow();
+    expect(() => conn.heartbeatCheck(2.5)).not.toThrow();
+  });
 });
