@@ -11,7 +11,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor } from 'xstate';
 import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
 import { createConnectionActor } from './connection-driver.js';
-import { connectionStatus, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
+import { connectionStatus, emitAll, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
 import { ConnectionLink } from './connection-link.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
@@ -21,7 +21,7 @@ import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js'
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, checkHeartbeatRate, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
-import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
+import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { afterSeconds, type Timer } from './seconds.js';
 import { ensured, type EnsurePolicy } from './ensure.js';
@@ -123,31 +123,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       if (to === 'closed') this.#onClosed();
     }
-    this.#emitAll(events);
-  }
-
-  /**
-   * Emits each event to the application's listeners. One that throws does not keep the others
-   * from theirs, nor the connection from its work: its error goes to the `error` listeners (as
-   * a Channel does), else it is rethrown once every event is out, which XState reports as an
-   * uncaught exception (as Node reports a throwing listener).
-   */
-  #emitAll(events: readonly [string, unknown][]): void {
-    let unhandled: { error: unknown } | undefined;
-    for (const [name, payload] of events) {
-      try {
-        if (name === 'unblocked') this.emit('unblocked');
-        else (this.emit as (n: string, p: unknown) => boolean)(name, payload);
-      } catch (error) {
-        try {
-          if (name === 'error' || this.listenerCount('error') === 0) throw error;
-          this.emit('error', error instanceof KombuError ? error : new KombuError(`A '${name}' listener failed: ${String(error)}`, { cause: error }));
-        } catch (thrown) {
-          unhandled ??= { error: thrown };
-        }
-      }
-    }
-    if (unhandled) throw unhandled.error;
+    emitAll(this, events);
   }
 
   #onClosed(): void {
@@ -468,6 +444,27 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
   get recoverableConnectionErrors(): readonly ErrorClass[] {
     return this.transport?.recoverableConnectionErrors ?? [ConnectionError];
+  }
+  /** Error classes that mean "the channel failed" (kombu's `channel_errors`). */
+  get channelErrors(): readonly ErrorClass[] {
+    return this.transport?.channelErrors ?? [ChannelError];
+  }
+  /** Channel errors that reopening the channel heals (kombu's `recoverable_channel_errors`). */
+  get recoverableChannelErrors(): readonly ErrorClass[] {
+    return this.transport?.recoverableChannelErrors ?? [ChannelError];
+  }
+  /** kombu's `completes_cycle`: true when `retries` failed attempts end a full round over the brokers. */
+  completesCycle(retries: number): boolean {
+    return (retries + 1) % this.#brokers.length === 0;
+  }
+  /**
+   * kombu's `get_heartbeat_interval()`: the heartbeat in seconds (the negotiated one where the
+   * transport says, 0 = off). Known once connected: before, an IllegalStateError.
+   */
+  getHeartbeatInterval(): number {
+    const current = this.connected ? this.#link.current : undefined;
+    if (!current) throw new IllegalStateError(`No heartbeat interval while the connection is ${this.#state}: it is settled on connect.`, this.#state);
+    return current.heartbeat ?? this.#broker.heartbeat;
   }
   get supportsHeartbeats(): boolean {
     return this.transport?.capabilities.heartbeats ?? false;

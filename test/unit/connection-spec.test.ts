@@ -39,4 +39,34 @@ describe("kombu's Connection spec", () => {
     expect(() => conn.heartbeatCheck()).not.toThrow();
     expect(() => conn.heartbeatCheck(2.5)).not.toThrow();
   });
+
+  it('has channelErrors and recoverableChannelErrors beside the connection ones, before and after connecting', async () => {
+    const conn = connection('memory://errs');
+    expect(conn.channelErrors).toContain(ChannelError);
+    expect(conn.recoverableChannelErrors).toContain(ChannelError);
+    expect(conn.channelErrors).not.toContain(ConnectionError);
+    await conn.connect();
+    expect(conn.channelErrors).toEqual(conn.transport?.channelErrors);
+    expect(conn.recoverableChannelErrors).toContain(ChannelError);
+    // What kombu users write: `except conn.connection_errors + conn.channel_errors`.
+    const caught = [...conn.connectionErrors, ...conn.channelErrors];
+    expect(caught.some((cls) => new ChannelError('x') instanceof cls)).toBe(true);
+  });
+
+  it('completesCycle(retries) is true when retries ends a full round over the brokers, as kombu', () => {
+    const three = connection('memory://a;memory://b;memory://c');
+    expect([0, 1, 2, 3, 4, 5].map((r) => three.completesCycle(r))).toEqual([false, false, true, false, false, true]);
+    const one = connection('memory://solo');
+    expect([0, 1, 2].map((r) => one.completesCycle(r))).toEqual([true, true, true]);
+  });
+
+  it("getHeartbeatInterval() gives the connection's heartbeat while connected, IllegalStateError before", async () => {
+    const conn = connection('memory://hbi', { heartbeat: 10 });
+    expect(() => conn.getHeartbeatInterval()).toThrow(IllegalStateError);
+    await conn.connect();
+    expect(conn.getHeartbeatInterval()).toBe(10);
+    const off = connection('memory://hbi-off');
+    await off.connect();
+    expect(off.getHeartbeatInterval()).toBe(0);
+  });
 });
