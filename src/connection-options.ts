@@ -262,6 +262,17 @@ export function brokerInfo(broker: BrokerParams, all: readonly BrokerParams[], f
 }
 
 /**
+ * The options of `clone(overrides)` (kombu's `clone(**kwargs)`): the original's, `overrides` on
+ * top. A `hostname` override names other brokers, resolved afresh; otherwise the clone keeps
+ * the brokers already resolved (see {@link cloneBrokers}), and `alternates` add brokers.
+ */
+export function cloneOptions(options: ConnectionOptions, brokers: readonly BrokerParams[], overrides: ConnectionOptions): ConnectionOptions {
+  const { alternates: _ignored, [RESOLVED_BROKERS]: _resolved, ...rest } = options;
+  if (overrides.hostname !== undefined) return { ...rest, ...overrides };
+  return { ...rest, failoverStrategy: 'round-robin', ...overrides, [RESOLVED_BROKERS]: cloneBrokers(brokers, overrides) };
+}
+
+/**
  * The brokers of a clone: every setting of `brokers` (those their URLs gave too: `ssl`,
  * `heartbeat`, `connect_timeout`, `login_method`, transport options), with `overrides` on top
  * (kombu's `clone(**kwargs)`: the keywords win).

@@ -20,11 +20,11 @@ import type { Queue } from './queue.js';
 import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
-import { brokerInfo, brokerUri, checkHeartbeatRate, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
+import { brokerInfo, brokerUri, checkHeartbeatRate, cloneOptions, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
 import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { afterSeconds, type Timer } from './seconds.js';
-import { ensured, type EnsurePolicy } from './ensure.js';
+import { ensured, type EnsuredMethod, type EnsurePolicy, type MethodName } from './ensure.js';
 import { DEFAULT_RETRY_SCHEDULE, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
 
@@ -229,20 +229,23 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * Wraps `fn` so that a recoverable error is retried, per `policy` (kombu's `ensure`): after a
-   * connection error the connection is re-established (its first attempt at once, the policy's
-   * sleeps only between failed attempts), `obj.revive(defaultChannel)` is called when `obj` has
-   * `revive`, then `onRevive`; after a channel error `fn` is called again at once. `errback`
-   * hears `(error, 0)` for each failed call and `(error, interval)` for each failed connection
-   * attempt. `maxRetries` counts failed calls (`0`: one call, no retry).
+   * Wraps `fn` (or `obj`'s method of that name) so that a recoverable error is retried, per
+   * `policy` (kombu's `ensure`): after a connection error the connection is re-established (its
+   * first attempt at once, the policy's sleeps only between failed attempts),
+   * `obj.revive(defaultChannel)` is called when `obj` has `revive`, then `onRevive`; after a
+   * channel error `fn` is called again at once. `errback` hears `(error, 0)` for each failed call
+   * and `(error, interval)` for each failed connection attempt. `maxRetries` counts failed calls
+   * (`0`: one call, no retry). A name that is no method of `obj` is a ConfigurationError.
    *
    * @example
    * ```ts
-   * const publish = conn.ensure(producer, producer.publish, { maxRetries: 3 });
+   * const publish = conn.ensure(producer, producer.publish, { maxRetries: 3 }); // or (producer, 'publish', ...)
    * await publish({ hello: 'world' }, { routingKey: 'tasks' });
    * ```
    */
-  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
+  ensure<O, K extends MethodName<O>>(obj: O, method: K, policy?: EnsurePolicy): EnsuredMethod<O, K>;
+  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy?: EnsurePolicy): (...args: A) => Promise<Awaited<R>>;
+  ensure<A extends unknown[], R>(obj: unknown, fn: ((...args: A) => R | Promise<R>) | string, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
     const host = { isClosed: () => this.#closed, heal: (p: RetryPolicy) => this.ensureConnection(p), defaultChannel: () => this.defaultChannel };
     return ensured(host, obj, fn, policy);
   }
@@ -387,11 +390,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * other brokers: they are resolved afresh; `alternates` add brokers.
    */
   clone(overrides: ConnectionOptions = {}): Connection {
-    const { alternates: _ignored, [RESOLVED_BROKERS]: _resolved, ...rest } = this.#options;
-    if (overrides.hostname !== undefined) {
-      return new Connection(undefined, { ...rest, ...overrides });
-    }
-    return new Connection(undefined, { ...rest, failoverStrategy: 'round-robin', ...overrides, [RESOLVED_BROKERS]: cloneBrokers(this.#brokers, overrides) });
+    return new Connection(undefined, cloneOptions(this.#options, this.#brokers, overrides));
   }
 
   /** The URL of the broker in use; the password is `**` unless `includePassword`. */

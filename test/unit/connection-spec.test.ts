@@ -69,4 +69,33 @@ describe("kombu's Connection spec", () => {
     await off.connect();
     expect(off.getHeartbeatInterval()).toBe(0);
   });
+
+  it("ensure(obj, 'method') takes the method's name, as the spec has it, and looks it up on each call", async () => {
+    getMemoryBroker('named');
+    const conn = connection('memory://named');
+    await conn.connect();
+    const calls: string[] = [];
+    let fail = true;
+    const obj = {
+      tag: 'first',
+      publish(body: string): string {
+        calls.push(`${this.tag}:${body}`);
+        if (fail) {
+          fail = false;
+          throw new ChannelError('channel gone');
+        }
+        return `sent ${body}`;
+      },
+    };
+    const publish = conn.ensure(obj, 'publish', { maxRetries: 2 });
+    await expect(publish('hi')).resolves.toBe('sent hi');
+    expect(calls).toEqual(['first:hi', 'first:hi']);
+  });
+
+  it('ensure() refuses a name that is no method of obj, or a fn that is no function, with ConfigurationError at once', () => {
+    const conn = connection('memory://named-bad');
+    expect(() => conn.ensure({ publish: 1 }, 'publish' as never)).toThrow(ConfigurationError);
+    expect(() => conn.ensure({}, 'nope' as never)).toThrow(/'nope' is not a method/);
+    expect(() => conn.ensure({}, undefined as never)).toThrow(ConfigurationError);
+  });
 });
