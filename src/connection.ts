@@ -155,9 +155,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         sub.unsubscribe();
         timer?.cancel();
         if (state === 'connected') resolve(this);
-        else if (state === 'backoff' || state === 'failover') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
-        else if (state === 'failed') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
-        else reject(new ConnectionClosed('Connection was closed.'));
+        else if (state === 'closing' || state === 'closed') reject(new ConnectionClosed('Connection was closed.'));
+        else reject(this.#link.lastError ?? new ConnectionError('Connection failed.')); // backoff, failover, failed
         return true;
       };
       const sub = this.#actor.subscribe({
@@ -187,7 +186,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * connection; rejects with the last broker's error. Use {@link ensureConnection} to retry.
    */
   async connect(): Promise<this> {
-    this.#assertOpen('connect');
     return this.ensureConnection({ maxRetries: this.#brokers.length - 1 });
   }
 
@@ -356,6 +354,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.close();
   }
 
+  /** kombu's `with conn:`: `await using conn = ...` releases it at the block's end (see {@link release}). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
+
   /**
    * A pool of connections like this one (kombu's `Pool`): `limit` members at most (0 = none),
    * `preload` of them created and connected up front.
@@ -456,10 +459,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   completesCycle(retries: number): boolean {
     return (retries + 1) % this.#brokers.length === 0;
   }
-  /**
-   * kombu's `get_heartbeat_interval()`: the heartbeat in seconds (the negotiated one where the
-   * transport says, 0 = off). Known once connected: before, an IllegalStateError.
-   */
+  /** kombu's `get_heartbeat_interval()`: the heartbeat in seconds, as negotiated (0 = off); IllegalStateError until connected. */
   getHeartbeatInterval(): number {
     const current = this.connected ? this.#link.current : undefined;
     if (!current) throw new IllegalStateError(`No heartbeat interval while the connection is ${this.#state}: it is settled on connect.`, this.#state);

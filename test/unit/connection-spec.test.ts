@@ -3,7 +3,7 @@
  * the defaults, members and argument forms a kombu user calls, checked on memory://.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChannelError, ConfigurationError, Connection, ConnectionError, IllegalStateError } from '../../src/index.js';
+import { ChannelError, ConfigurationError, Connection, ConnectionError, IllegalStateError, Producer, pools, reset } from '../../src/index.js';
 import { getMemoryBroker, resetMemoryBrokers } from '../../src/transports/memory.js';
 
 const open: Connection[] = [];
@@ -97,5 +97,50 @@ describe("kombu's Connection spec", () => {
     expect(() => conn.ensure({ publish: 1 }, 'publish' as never)).toThrow(ConfigurationError);
     expect(() => conn.ensure({}, 'nope' as never)).toThrow(/'nope' is not a method/);
     expect(() => conn.ensure({}, undefined as never)).toThrow(ConfigurationError);
+  });
+
+  it("`await using` is kombu's `with conn:` — it closes a connection, and gives a pooled one back", async () => {
+    const conn = connection('memory://with');
+    {
+      await using c = await conn.connect();
+      expect(c.connected).toBe(true);
+    }
+    expect(conn.state).toBe('closed');
+
+    const pool = connection('memory://with-pool').Pool({ limit: 1 });
+    try {
+      let first: Connection | undefined;
+      {
+        await using c = await pool.acquire();
+        first = c;
+        expect(pool.getSnapshot().inUse).toBe(1);
+      }
+      expect(pool.getSnapshot().inUse).toBe(0);
+      const again = await pool.acquire();
+      expect(again).toBe(first);
+      expect(again.connected).toBe(true);
+      await again.release();
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("`await using` on the spec's pool examples: a producer from pools.producers goes back to its pool", async () => {
+    try {
+      const producers = pools.producers.get('memory://with-producers');
+      let first: Producer | undefined;
+      {
+        await using producer = await producers.acquire();
+        first = producer;
+        expect(producers.getSnapshot().inUse).toBe(1);
+        await producer.publish({ msg: 'hello' }, { routingKey: 'test' });
+      }
+      expect(producers.getSnapshot().inUse).toBe(0);
+      const again = await producers.acquire();
+      expect(again).toBe(first);
+      producers.release(again);
+    } finally {
+      await reset();
+    }
   });
 });
