@@ -73,6 +73,7 @@ export function ensured<A extends unknown[], R>(
 ): (...args: A) => Promise<Awaited<R>> {
   const current = callee(obj, fn) as () => (...args: A) => R | Promise<R>;
   const schedule = scheduleOf(policy);
+  if (policy.onRevive !== undefined && typeof policy.onRevive !== 'function') throw new ConfigurationError('onRevive must be a function.');
   const closed = (cause: unknown): ConnectionClosed => new ConnectionClosed('The connection was closed while a call waited to retry.', { cause });
   return async (...args: A): Promise<Awaited<R>> => {
     const started = performance.now();

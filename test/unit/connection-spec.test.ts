@@ -143,4 +143,14 @@ describe("kombu's Connection spec", () => {
       await reset();
     }
   });
+
+  it('ensureConnection() and ensure() refuse an errback, callback or onRevive that is no function with ConfigurationError', async () => {
+    const conn = connection('memory://callbacks');
+    await expect(conn.ensureConnection({ errback: 5 as never })).rejects.toThrow(/errback must be a function, got number/);
+    await expect(conn.ensureConnection({ callback: 'x' as never })).rejects.toBeInstanceOf(ConfigurationError);
+    expect(conn.state).toBe('idle');
+    const obj = { run: () => 1 };
+    expect(() => conn.ensure(obj, obj.run, { errback: {} as never })).toThrow(ConfigurationError);
+    expect(() => conn.ensure(obj, obj.run, { onRevive: true as never })).toThrow(/onRevive must be a function/);
+  });
 });
