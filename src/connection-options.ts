@@ -38,7 +38,7 @@ export interface ConnectionOptions {
   ssl?: boolean | TlsOptions;
   /** Transport name (`amqp`, `redis`, `memory`...) or a Transport object. Default `amqp`. */
   transport?: string | Transport;
-  /** Seconds to wait for one connection attempt (default 4, as kombu; `Infinity` or 0: no limit). */
+  /** Seconds to wait for one connection attempt (default 5, as kombu; `Infinity` or 0: no limit). */
   connectTimeout?: number;
   transportOptions?: Record<string, unknown>;
   /** SASL mechanism (AMQP): PLAIN, AMQPLAIN, EXTERNAL. */
@@ -121,9 +121,7 @@ function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void 
   const { port, alternates, failoverStrategy, heartbeatRate } = options;
   // Checks run every heartbeat/rate s: 0 made a busy loop (a 1 ms timer), NaN or a negative
   // rate no check at all, and a rate below 1 checks too seldom for heartbeatCheck to judge.
-  if (heartbeatRate !== undefined && !(typeof heartbeatRate === 'number' && Number.isFinite(heartbeatRate) && heartbeatRate >= 1)) {
-    throw new ConfigurationError(`heartbeatRate must be a number >= 1 (checks per heartbeat), got ${String(heartbeatRate)}.`);
-  }
+  if (heartbeatRate !== undefined) checkHeartbeatRate(heartbeatRate, 'heartbeatRate');
   if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
     throw new ConfigurationError(`port must be a whole number from 1 to 65535, got ${String(port)}.`);
   }
@@ -131,6 +129,15 @@ function checkOptions(urlOrHostname: unknown, options: ConnectionOptions): void 
     throw new ConfigurationError('alternates must be an array of broker URLs.');
   }
   checkFailoverStrategy(failoverStrategy, 'failoverStrategy');
+}
+
+/**
+ * Refuses a heartbeat rate (checks per heartbeat interval: the `heartbeatRate` option,
+ * `heartbeatCheck(rate)`) that is not a finite number >= 1, with a ConfigurationError.
+ */
+export function checkHeartbeatRate(rate: unknown, name: string): void {
+  if (typeof rate === 'number' && Number.isFinite(rate) && rate >= 1) return;
+  throw new ConfigurationError(`${name} must be a number >= 1 (checks per heartbeat), got ${typeof rate === 'string' ? `'${rate}'` : String(rate)}.`);
 }
 
 function checkFailoverStrategy(strategy: unknown, name: string): void {
@@ -178,7 +185,7 @@ function fromParts(parts: UrlParts, options: ConnectionOptions): BrokerParams {
     password: parts.password ?? options.password ?? defaults.password,
     virtualHost: parts.virtualHost ?? options.virtualHost ?? defaults.virtualHost,
     ssl,
-    connectTimeout: parts.connectTimeout ?? options.connectTimeout ?? 4,
+    connectTimeout: parts.connectTimeout ?? options.connectTimeout ?? 5,
     heartbeat: parts.heartbeat ?? options.heartbeat ?? 0,
     loginMethod: parts.loginMethod ?? options.loginMethod,
     transportOptions: { ...options.transportOptions, ...parts.transportOptions },
@@ -252,6 +259,17 @@ export function brokerInfo(broker: BrokerParams, all: readonly BrokerParams[], f
     transportOptions: { ...broker.transportOptions },
     uriPrefix: undefined,
   };
+}
+
+/**
+ * The options of `clone(overrides)` (kombu's `clone(**kwargs)`): the original's, `overrides` on
+ * top. A `hostname` override names other brokers, resolved afresh; otherwise the clone keeps
+ * the brokers already resolved (see {@link cloneBrokers}), and `alternates` add brokers.
+ */
+export function cloneOptions(options: ConnectionOptions, brokers: readonly BrokerParams[], overrides: ConnectionOptions): ConnectionOptions {
+  const { alternates: _ignored, [RESOLVED_BROKERS]: _resolved, ...rest } = options;
+  if (overrides.hostname !== undefined) return { ...rest, ...overrides };
+  return { ...rest, failoverStrategy: 'round-robin', ...overrides, [RESOLVED_BROKERS]: cloneBrokers(brokers, overrides) };
 }
 
 /**

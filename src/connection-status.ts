@@ -3,9 +3,11 @@
  * `getSnapshot()`, and the typed events a state change emits. Both are derived from the
  * connection actor's state and context alone (masked URLs and error summaries), so nothing
  * here can leak a password, and both are plain functions that tests can drive directly.
+ * `emitAll` hands those events to the application's listeners, one throwing listener at a time.
  */
 import type { ConnectionContext, ErrorSummary } from '../machines/index.js';
-import type { KombuError } from './errors.js';
+import type { EventEmitter } from 'eventemitter3';
+import { KombuError } from './errors.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'failover' | 'failed' | 'closing' | 'closed';
 
@@ -93,4 +95,28 @@ export function lifecycleEvents(from: ConnectionState, to: ConnectionState, cont
   if (to === 'backoff') events.push(['backoff', { delay: context.delay, host, attempt, error }]);
   if (to === 'failover') events.push(['failover', { from: hosts[context.previousHostIndex ?? 0] ?? '', to: host, error }]);
   return events;
+}
+
+/**
+ * Emits each event to the application's listeners on `emitter` (a Connection). One that throws
+ * does not keep the others from theirs, nor the connection from its work: its error goes to the
+ * `error` listeners (as a Channel does), else it is rethrown once every event is out, which
+ * XState reports as an uncaught exception (as Node reports a throwing listener).
+ */
+export function emitAll(emitter: EventEmitter<ConnectionEvents>, events: readonly [string, unknown][]): void {
+  let unhandled: { error: unknown } | undefined;
+  for (const [name, payload] of events) {
+    try {
+      if (name === 'unblocked') emitter.emit('unblocked');
+      else (emitter.emit as (n: string, p: unknown) => boolean).call(emitter, name, payload);
+    } catch (error) {
+      try {
+        if (name === 'error' || emitter.listenerCount('error') === 0) throw error;
+        emitter.emit('error', error instanceof KombuError ? error : new KombuError(`A '${name}' listener failed: ${String(error)}`, { cause: error }));
+      } catch (thrown) {
+        unhandled ??= { error: thrown };
+      }
+    }
+  }
+  if (unhandled) throw unhandled.error;
 }

@@ -11,7 +11,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { Actor } from 'xstate';
 import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
 import { createConnectionActor } from './connection-driver.js';
-import { connectionStatus, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
+import { connectionStatus, emitAll, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
 import { ConnectionLink } from './connection-link.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
@@ -20,11 +20,11 @@ import type { Queue } from './queue.js';
 import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
-import { brokerInfo, brokerUri, cloneBrokers, resolveBrokers, RESOLVED_BROKERS, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
-import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
+import { brokerInfo, brokerUri, checkHeartbeatRate, cloneOptions, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
+import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
 import { afterSeconds, type Timer } from './seconds.js';
-import { ensured, type EnsurePolicy } from './ensure.js';
+import { ensured, type EnsuredMethod, type EnsurePolicy, type MethodName } from './ensure.js';
 import { DEFAULT_RETRY_SCHEDULE, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
 
@@ -123,31 +123,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       if (to === 'closed') this.#onClosed();
     }
-    this.#emitAll(events);
-  }
-
-  /**
-   * Emits each event to the application's listeners. One that throws does not keep the others
-   * from theirs, nor the connection from its work: its error goes to the `error` listeners (as
-   * a Channel does), else it is rethrown once every event is out, which XState reports as an
-   * uncaught exception (as Node reports a throwing listener).
-   */
-  #emitAll(events: readonly [string, unknown][]): void {
-    let unhandled: { error: unknown } | undefined;
-    for (const [name, payload] of events) {
-      try {
-        if (name === 'unblocked') this.emit('unblocked');
-        else (this.emit as (n: string, p: unknown) => boolean)(name, payload);
-      } catch (error) {
-        try {
-          if (name === 'error' || this.listenerCount('error') === 0) throw error;
-          this.emit('error', error instanceof KombuError ? error : new KombuError(`A '${name}' listener failed: ${String(error)}`, { cause: error }));
-        } catch (thrown) {
-          unhandled ??= { error: thrown };
-        }
-      }
-    }
-    if (unhandled) throw unhandled.error;
+    emitAll(this, events);
   }
 
   #onClosed(): void {
@@ -179,9 +155,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         sub.unsubscribe();
         timer?.cancel();
         if (state === 'connected') resolve(this);
-        else if (state === 'backoff' || state === 'failover') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
-        else if (state === 'failed') reject(this.#link.lastError ?? new ConnectionError('Connection failed.'));
-        else reject(new ConnectionClosed('Connection was closed.'));
+        else if (state === 'closing' || state === 'closed') reject(new ConnectionClosed('Connection was closed.'));
+        else reject(this.#link.lastError ?? new ConnectionError('Connection failed.')); // backoff, failover, failed
         return true;
       };
       const sub = this.#actor.subscribe({
@@ -211,7 +186,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * connection; rejects with the last broker's error. Use {@link ensureConnection} to retry.
    */
   async connect(): Promise<this> {
-    this.#assertOpen('connect');
     return this.ensureConnection({ maxRetries: this.#brokers.length - 1 });
   }
 
@@ -253,20 +227,23 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * Wraps `fn` so that a recoverable error is retried, per `policy` (kombu's `ensure`): after a
-   * connection error the connection is re-established (its first attempt at once, the policy's
-   * sleeps only between failed attempts), `obj.revive(defaultChannel)` is called when `obj` has
-   * `revive`, then `onRevive`; after a channel error `fn` is called again at once. `errback`
-   * hears `(error, 0)` for each failed call and `(error, interval)` for each failed connection
-   * attempt. `maxRetries` counts failed calls (`0`: one call, no retry).
+   * Wraps `fn` (or `obj`'s method of that name) so that a recoverable error is retried, per
+   * `policy` (kombu's `ensure`): after a connection error the connection is re-established (its
+   * first attempt at once, the policy's sleeps only between failed attempts),
+   * `obj.revive(defaultChannel)` is called when `obj` has `revive`, then `onRevive`; after a
+   * channel error `fn` is called again at once. `errback` hears `(error, 0)` for each failed call
+   * and `(error, interval)` for each failed connection attempt. `maxRetries` counts failed calls
+   * (`0`: one call, no retry). A name that is no method of `obj` is a ConfigurationError.
    *
    * @example
    * ```ts
-   * const publish = conn.ensure(producer, producer.publish, { maxRetries: 3 });
+   * const publish = conn.ensure(producer, producer.publish, { maxRetries: 3 }); // or (producer, 'publish', ...)
    * await publish({ hello: 'world' }, { routingKey: 'tasks' });
    * ```
    */
-  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
+  ensure<O, K extends MethodName<O>>(obj: O, method: K, policy?: EnsurePolicy): EnsuredMethod<O, K>;
+  ensure<A extends unknown[], R>(obj: unknown, fn: (...args: A) => R | Promise<R>, policy?: EnsurePolicy): (...args: A) => Promise<Awaited<R>>;
+  ensure<A extends unknown[], R>(obj: unknown, fn: ((...args: A) => R | Promise<R>) | string, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
     const host = { isClosed: () => this.#closed, heal: (p: RetryPolicy) => this.ensureConnection(p), defaultChannel: () => this.defaultChannel };
     return ensured(host, obj, fn, policy);
   }
@@ -343,9 +320,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /**
    * Runs one heartbeat check now (kombu's `heartbeat_check`); the connection also runs them by
-   * itself while connected. A missed heartbeat starts a reconnect and rethrows.
+   * itself while connected. A missed heartbeat starts a reconnect and rethrows. `rate` (checks
+   * per heartbeat interval, default 2 as kombu) must be a number >= 1: else a ConfigurationError.
    */
   heartbeatCheck(rate = 2): void {
+    checkHeartbeatRate(rate, 'rate');
     try {
       this.#link.current?.heartbeatCheck(rate);
     } catch (error) {
@@ -373,6 +352,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   async release(): Promise<void> {
     if (this.releaseHook) return this.releaseHook(this);
     return this.close();
+  }
+
+  /** kombu's `with conn:`: `await using conn = ...` releases it at the block's end (see {@link release}). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
   }
 
   /**
@@ -409,11 +393,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * other brokers: they are resolved afresh; `alternates` add brokers.
    */
   clone(overrides: ConnectionOptions = {}): Connection {
-    const { alternates: _ignored, [RESOLVED_BROKERS]: _resolved, ...rest } = this.#options;
-    if (overrides.hostname !== undefined) {
-      return new Connection(undefined, { ...rest, ...overrides });
-    }
-    return new Connection(undefined, { ...rest, failoverStrategy: 'round-robin', ...overrides, [RESOLVED_BROKERS]: cloneBrokers(this.#brokers, overrides) });
+    return new Connection(undefined, cloneOptions(this.#options, this.#brokers, overrides));
   }
 
   /** The URL of the broker in use; the password is `**` unless `includePassword`. */
@@ -466,6 +446,24 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
   get recoverableConnectionErrors(): readonly ErrorClass[] {
     return this.transport?.recoverableConnectionErrors ?? [ConnectionError];
+  }
+  /** Error classes that mean "the channel failed" (kombu's `channel_errors`). */
+  get channelErrors(): readonly ErrorClass[] {
+    return this.transport?.channelErrors ?? [ChannelError];
+  }
+  /** Channel errors that reopening the channel heals (kombu's `recoverable_channel_errors`). */
+  get recoverableChannelErrors(): readonly ErrorClass[] {
+    return this.transport?.recoverableChannelErrors ?? [ChannelError];
+  }
+  /** kombu's `completes_cycle`: true when `retries` failed attempts end a full round over the brokers. */
+  completesCycle(retries: number): boolean {
+    return (retries + 1) % this.#brokers.length === 0;
+  }
+  /** kombu's `get_heartbeat_interval()`: the heartbeat in seconds, as negotiated (0 = off); IllegalStateError until connected. */
+  getHeartbeatInterval(): number {
+    const current = this.connected ? this.#link.current : undefined;
+    if (!current) throw new IllegalStateError(`No heartbeat interval while the connection is ${this.#state}: it is settled on connect.`, this.#state);
+    return current.heartbeat ?? this.#broker.heartbeat;
   }
   get supportsHeartbeats(): boolean {
     return this.transport?.capabilities.heartbeats ?? false;

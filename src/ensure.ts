@@ -12,7 +12,7 @@
  * a call failing for ever cannot starve I/O, and `close()` ends it.
  */
 import type { Channel } from './channel.js';
-import { ChannelError, ConnectionClosed, isRecoverable } from './errors.js';
+import { ChannelError, ConfigurationError, ConnectionClosed, isRecoverable } from './errors.js';
 import { retriesExhausted, safeCall, scheduleOf, type RetryPolicy } from './retry.js';
 
 /** A retry policy for `ensure()`: kombu's `ensure` arguments. Durations in seconds. */
@@ -31,6 +31,26 @@ export interface EnsureHost {
   defaultChannel(): Channel;
 }
 
+/** The names of `O`'s methods: what `ensure(obj, 'name')` takes (the spec's `fun (str)`). */
+export type MethodName<O> = { [K in keyof O]: O[K] extends (...args: never[]) => unknown ? K : never }[keyof O] & string;
+
+/** What `ensure(obj, 'name')` returns: `obj.name` retried, as a promise. */
+export type EnsuredMethod<O, K extends keyof O> = O[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : never;
+
+/**
+ * The function `ensure()` calls: `fn` itself, or `obj`'s method named `fn`, looked up at each
+ * call (a revived `obj` may have rebound it). Anything else is refused here, not at the call.
+ */
+function callee(obj: unknown, fn: unknown): (...args: unknown[]) => unknown {
+  if (typeof fn === 'function') return () => fn;
+  if (typeof fn === 'string') {
+    const method = (): unknown => (obj as Record<string, unknown> | null | undefined)?.[fn];
+    if (typeof method() !== 'function') throw new ConfigurationError(`'${fn}' is not a method of the object given to ensure().`);
+    return method;
+  }
+  throw new ConfigurationError(`ensure() needs a function or the name of a method of obj, got ${fn === null ? 'null' : typeof fn}.`);
+}
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 function revivable(obj: unknown): obj is { revive(channel: Channel): unknown } {
@@ -38,7 +58,7 @@ function revivable(obj: unknown): obj is { revive(channel: Channel): unknown } {
 }
 
 /**
- * `fn` (called on `obj`) wrapped as kombu's `ensure` does: recoverable errors retried per
+ * `fn` (called on `obj`; or the name of `obj`'s method) wrapped as kombu's `ensure` does: recoverable errors retried per
  * `policy` (`maxRetries` failed calls at most; `undefined` retries for ever, `0` never),
  * irrecoverable ones thrown at once. See the module comment for when it waits.
  *
@@ -49,15 +69,17 @@ function revivable(obj: unknown): obj is { revive(channel: Channel): unknown } {
  * ```
  */
 export function ensured<A extends unknown[], R>(
-  host: EnsureHost, obj: unknown, fn: (...args: A) => R | Promise<R>, policy: EnsurePolicy = {},
+  host: EnsureHost, obj: unknown, fn: ((...args: A) => R | Promise<R>) | string, policy: EnsurePolicy = {},
 ): (...args: A) => Promise<Awaited<R>> {
+  const current = callee(obj, fn) as () => (...args: A) => R | Promise<R>;
   const schedule = scheduleOf(policy);
+  if (policy.onRevive !== undefined && typeof policy.onRevive !== 'function') throw new ConfigurationError('onRevive must be a function.');
   const closed = (cause: unknown): ConnectionClosed => new ConnectionClosed('The connection was closed while a call waited to retry.', { cause });
   return async (...args: A): Promise<Awaited<R>> => {
     const started = performance.now();
     for (let retries = 0; ; retries++) {
       try {
-        return await fn.apply(obj, args);
+        return await current().apply(obj, args);
       } catch (error) {
         if (!isRecoverable(error)) throw error;
         if (host.isClosed()) throw closed(error);

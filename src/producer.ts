@@ -327,4 +327,9 @@ export class Producer extends EventEmitter<ProducerEvents> {
   release(): Promise<void> {
     return this.close();
   }
+
+  /** kombu's `with producer:`: `await using producer = await pool.acquire()` releases it (back to its pool) at the block's end. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    return this.release();
+  }
 }

@@ -57,6 +57,10 @@ export function scheduleOf(policy: RetryPolicy = {}, defaults: Readonly<RetrySch
   nonNegative(policy.intervalStep, 'intervalStep');
   nonNegative(policy.intervalMax, 'intervalMax');
   nonNegative(policy.timeout, 'timeout');
+  for (const name of ['errback', 'callback'] as const) {
+    const value: unknown = policy[name];
+    if (value !== undefined && typeof value !== 'function') throw new ConfigurationError(`${name} must be a function, got ${value === null ? 'null' : typeof value}.`);
+  }
   if (policy.maxRetries !== undefined && !(Number.isInteger(policy.maxRetries) && policy.maxRetries >= 0)) {
     throw new ConfigurationError(`maxRetries must be a whole number >= 0 or undefined (forever), got ${String(policy.maxRetries)}`);
   }

@@ -269,7 +269,7 @@ export function createAmqpTransport(options: AmqpTransportOptions): Transport {
  * ```ts
  * const conn = await amqpTransport.connect({
  *   hostname: '127.0.0.1', port: undefined, userid: 'guest', password: 'guest', virtualHost: '/',
- *   ssl: false, connectTimeout: 4, heartbeat: 10, loginMethod: undefined, transportOptions: {},
+ *   ssl: false, connectTimeout: 5, heartbeat: 10, loginMethod: undefined, transportOptions: {},
  *   connectionName: 'billing-worker',
  * }, new AbortController().signal);
  * const channel = await conn.createChannel();

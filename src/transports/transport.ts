@@ -224,6 +224,8 @@ export interface TransportConnectionEvents {
 export interface TransportConnection extends EventEmitter<TransportConnectionEvents> {
   /** The driver's own connection object (kombu's `conn.connection`). */
   readonly raw: unknown;
+  /** The heartbeat in seconds, as negotiated with the broker (0 = off); absent: the one asked for. */
+  readonly heartbeat?: number;
   createChannel(): Promise<TransportChannel>;
   /**
    * Called `rate` times per heartbeat interval: sends a heartbeat if one is due and checks the
@@ -257,6 +259,8 @@ export interface Transport {
   readonly channelErrors: readonly ErrorClass[];
   /** Error classes that reconnecting heals (kombu's `recoverable_connection_errors`). */
   readonly recoverableConnectionErrors: readonly ErrorClass[];
+  /** Channel errors that reopening the channel heals (kombu's `recoverable_channel_errors`); default `[ChannelError]`. */
+  readonly recoverableChannelErrors?: readonly ErrorClass[];
   /** Opens a connection; `signal` aborts the attempt (close() during connecting). */
   connect(params: ConnectParams, signal: AbortSignal): Promise<TransportConnection>;
 }
