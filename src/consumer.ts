@@ -125,7 +125,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.tagPrefix = options.tagPrefix ?? '';
     this.autoDeclare = options.autoDeclare ?? true;
     this.onCallbackError = options.onCallbackError ?? 'leave';
-    for (const q of Array.isArray(queues) ? queues : [queues]) this.#queues.push(this.#bindQueue(q));
+    for (const q of Array.isArray(queues) ? queues : [queues]) this.#putQueue(this.#bindQueue(q));
   }
 
   /** The channel consumed on (the connection's default channel unless given one). */
@@ -146,6 +146,16 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
   #bindQueue(queue: Queue | string): Queue {
     return (typeof queue === 'string' ? new Queue(queue) : queue).maybeBind(this.channel);
+  }
+
+  /**
+   * One queue per name, as kombu's dict of queues: a queue whose name is already there
+   * replaces it in its place (consumed, declared and purged once, not once per copy).
+   */
+  #putQueue(queue: Queue): void {
+    const at = this.#queues.findIndex((q) => q.name === queue.name);
+    if (at < 0) this.#queues.push(queue);
+    else this.#queues[at] = queue;
   }
 
   /** Runs `fn` after the previous consume/cancel call settled (they change the same tags). */
@@ -220,14 +230,17 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return this.#tags.has(typeof queue === 'string' ? queue : queue.name);
   }
 
-  /** Adds a queue (declared now with `autoDeclare`); the next `consume()` starts on it. Resolves with the bound queue. */
+  /**
+   * Adds a queue (declared now with `autoDeclare`); the next `consume()` starts on it. One of
+   * the same name is replaced, as kombu's `add_queue`. Resolves with the bound queue.
+   */
   async addQueue(queue: Queue | string): Promise<Queue> {
     const bound = this.#bindQueue(queue);
     if (this.autoDeclare) {
       await bound.declare();
       this.#declared.add(bound);
     }
-    this.#queues.push(bound);
+    this.#putQueue(bound);
     return bound;
   }
 

@@ -37,7 +37,7 @@ import { Latch } from '../latch.js';
 import { afterSeconds } from '../seconds.js';
 import { AmqpChannel, type ChannelOwner } from './amqp-channel.js';
 import { type BrokerInfo, mapConnectionError, rethrowLater } from './amqp-errors.js';
-import { coalesceWrites, type ConnectionInternals, openConfirmChannel, releaseHandshake } from './amqplib-internals.js';
+import { acceptLongLongHeaders, coalesceWrites, type ConnectionInternals, openConfirmChannel, releaseHandshake } from './amqplib-internals.js';
 import type { TransportConnection, TransportConnectionEvents } from './transport.js';
 
 const ignore = (): void => undefined;
@@ -119,6 +119,7 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     }
     coalesceWrites(this.#internals);
     releaseHandshake(this.#internals);
+    acceptLongLongHeaders(this.#internals);
   }
 
   static #onClose(this: ChannelModel, error?: unknown): void {

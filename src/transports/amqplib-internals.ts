@@ -7,6 +7,8 @@
  * - `releaseHandshake`: frees what amqplib keeps of its opening handshake (about 4 KiB per
  *   connection).
  * - `openConfirmChannel`: a confirm channel in one round trip instead of two.
+ * - `acceptLongLongHeaders`: reads the `L` (64-bit integer) header values py-amqp writes,
+ *   which amqplib refuses with a connection-killing error.
  *
  * The tests that pin them down: test/integration/amqplib-internals.test.ts (the handshake
  * collected, every way a socket ends after open, confirm channels), the confirm-mode test in
@@ -24,6 +26,9 @@ export interface ConnectionInternals {
   heartbeat?: number;
   /** Moves frames from the channels' buffers to `out` (the socket), one `write()` per frame. */
   muxer?: Muxer;
+  /** Bytes received and not parsed yet; `recvFrame()` parses and decodes the first frame. */
+  rest?: Buffer;
+  recvFrame?: (this: ConnectionInternals) => unknown;
 }
 
 interface Muxer {
@@ -149,4 +154,110 @@ export function releaseHandshake(internals: ConnectionInternals): void {
     // A `once` listener is a wrapper whose `listener` is the function given; connect()'s is anonymous.
     if (wrapper.listener && wrapper.listener.name === '') socket.removeListener('error', wrapper.listener);
   }
+}
+
+const TAG_L = 0x4c; // 'L'
+const TAG_l = 0x6c; // 'l'
+const FRAME_HEADER = 2;
+const LONG_LONG_REFUSED = 'Unexpected type tag "L"';
+
+/**
+ * Rewrites every `L` field of the table at `offset` (its 4-byte length first) to `l`, in
+ * place; returns the offset after the table, or -1 on a type it does not know.
+ */
+function rewriteTable(buf: Buffer, offset: number): number {
+  const end = offset + 4 + buf.readUInt32BE(offset);
+  let at = offset + 4;
+  while (at < end) {
+    at += 1 + buf[at]!; // shortstr key
+    at = rewriteValue(buf, at);
+    if (at < 0) return -1;
+  }
+  return end;
+}
+
+function rewriteValue(buf: Buffer, at: number): number {
+  const tag = buf[at]!;
+  at++;
+  switch (String.fromCharCode(tag)) {
+    case 'V': return at;
+    case 't': case 'b': case 'B': return at + 1;
+    case 's': case 'u': return at + 2;
+    case 'I': case 'i': case 'f': return at + 4;
+    case 'D': return at + 5;
+    case 'L': buf[at - 1] = TAG_l; return at + 8;
+    case 'l': case 'd': case 'T': return at + 8;
+    case 'S': case 'x': return at + 4 + buf.readUInt32BE(at);
+    case 'F': return rewriteTable(buf, at);
+    case 'A': {
+      const end = at + 4 + buf.readUInt32BE(at);
+      for (let i = at + 4; i < end;) {
+        i = rewriteValue(buf, i);
+        if (i < 0) return -1;
+      }
+      return end;
+    }
+    default: return -1;
+  }
+}
+
+/**
+ * The first frame of `rest` with the `L` fields of its headers table rewritten to `l`, or
+ * undefined when it is no content header frame with such a table.
+ */
+function withLongLongsAsSigned(rest: Buffer): Buffer | undefined {
+  try {
+    return rewriteHeaderFrame(rest);
+  } catch {
+    return undefined; // a frame shorter than its tables say: amqplib's error stands
+  }
+}
+
+function rewriteHeaderFrame(rest: Buffer): Buffer | undefined {
+  if (rest.length < 7 || rest[0] !== FRAME_HEADER) return undefined;
+  const copy = Buffer.from(rest);
+  // Frame: type (1), channel (2), size (4); a content header: class, weight, body size (12),
+  // then the property flags and the properties in order: content type, encoding, headers.
+  const flagsAt = 7 + 12;
+  const flags = copy.readUInt16BE(flagsAt);
+  if ((flags & 0x2000) === 0) return undefined;
+  let at = flagsAt + 2;
+  if (flags & 0x8000) at += 1 + copy[at]!;
+  if (flags & 0x4000) at += 1 + copy[at]!;
+  return rewriteTable(copy, at) < 0 ? undefined : copy;
+}
+
+/** The tolerant version of each `recvFrame` met (one, unless two amqplib copies are loaded). */
+const tolerantReceivers = new WeakMap<(this: ConnectionInternals) => unknown, (this: ConnectionInternals) => unknown>();
+
+/**
+ * py-amqp (Python kombu, Celery) writes an integer header outside the 32-bit range (a
+ * timestamp in milliseconds, a size) with the tag `L`, a signed 64-bit integer, which
+ * RabbitMQ passes through. amqplib 2.x knows only `l` for the same bytes and throws
+ * `Unexpected type tag "L"` while decoding the delivery: the whole connection dies, and since
+ * the message goes back to the queue, every reconnect meets it again (a reconnect loop
+ * without end). On that error the frame is decoded again with those tags read as `l`:
+ * same bytes, same meaning. Any other error is amqplib's as before.
+ */
+export function acceptLongLongHeaders(internals: ConnectionInternals): void {
+  const receive = internals.recvFrame;
+  if (typeof receive !== 'function' || !Buffer.isBuffer(internals.rest)) return;
+  let tolerant = tolerantReceivers.get(receive);
+  if (!tolerant) {
+    tolerant = function recvFrameTolerant(this: ConnectionInternals): unknown {
+      const rest = this.rest;
+      try {
+        return receive.call(this);
+      } catch (error) {
+        // A frame read in a nested call (amqplib recurses after reading the socket) was
+        // handled there; one that throws here was parsed from `rest`.
+        const rewritten = error instanceof TypeError && error.message.includes(LONG_LONG_REFUSED) && rest ? withLongLongsAsSigned(rest) : undefined;
+        if (!rewritten) throw error;
+        this.rest = rewritten;
+        return receive.call(this);
+      }
+    };
+    tolerantReceivers.set(receive, tolerant);
+  }
+  internals.recvFrame = tolerant;
 }

@@ -213,3 +213,18 @@ describe('Message settling', () => {
     expect(sent).toEqual(['ack 7']);
   });
 });
+
+describe('Consumer queues, one per name (kombu keeps them in a dict by name)', () => {
+  it('a name given twice, or added again with addQueue, is one queue: the later Queue replaces the earlier in its place', async () => {
+    const conn = connection();
+    const channel = await conn.channel();
+    const first = new Queue('twice', { durable: false });
+    const later = new Queue('twice', { durable: false, routingKey: 'later' });
+    const consumer = new Consumer(channel, [first, 'other', later], { callbacks: [() => undefined] });
+    expect(consumer.queues.map((q) => q.name)).toEqual(['twice', 'other']);
+    expect(consumer.queues[0]!.routingKey).toBe('later');
+    const added = await consumer.addQueue(new Queue('other', { durable: false, routingKey: 'added' }));
+    expect(consumer.queues.map((q) => q.name)).toEqual(['twice', 'other']);
+    expect(consumer.queues[1]).toBe(added);
+  });
+});
