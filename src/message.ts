@@ -148,15 +148,15 @@ export class Message {
     return this.#settle('ACK', (channel) => channel.ack(this.deliveryTag, options.multiple ?? false, this.epoch));
   }
 
-  /** Rejects the message: dropped (or dead-lettered) unless `requeue` is true. */
+  /** Rejects the message: dropped (or dead-lettered) unless `requeue` is true. State `REJECTED` either way, as kombu. */
   reject(options: { requeue?: boolean } = {}): boolean {
     const requeue = options.requeue ?? false;
-    return this.#settle(requeue ? 'REQUEUED' : 'REJECTED', (channel) => channel.reject(this.deliveryTag, requeue, this.epoch));
+    return this.#settle('REJECTED', (channel) => channel.reject(this.deliveryTag, requeue, this.epoch));
   }
 
-  /** Rejects the message back into its queue (redelivered later, `redelivered` set). */
+  /** Rejects the message back into its queue (redelivered later, `redelivered` set); state `REQUEUED`. */
   requeue(): boolean {
-    return this.reject({ requeue: true });
+    return this.#settle('REQUEUED', (channel) => channel.reject(this.deliveryTag, true, this.epoch));
   }
 
   /** `ack()`, logging a failure to `logger` instead of throwing (kombu's `ack_log_error`). */

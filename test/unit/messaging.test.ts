@@ -190,6 +190,11 @@ describe('Message', () => {
     r.requeue();
     expect(r.state).toBe('REQUEUED');
     expect(calls[1]).toEqual(['reject', 2, true, 3]);
+    // kombu: reject(requeue=True) is REJECTED; only requeue() is REQUEUED.
+    const rr = new Message(raw('1', {}, 3), { channel, epoch: 3 });
+    rr.reject({ requeue: true });
+    expect(rr.state).toBe('REJECTED');
+    expect(calls[2]).toEqual(['reject', 3, true, 3]);
     expect(() => new Message(raw('1')).ack()).toThrow(MessageStateError);
     const noAck = new Message(raw('1'), { channel, noAck: true });
     expect(noAck.acknowledged).toBe(true);
