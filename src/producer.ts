@@ -7,8 +7,9 @@
  * 10000); one more rejects at once with `LimitExceeded`. With `publishTimeout` (seconds; no
  * default) a publish that waited that long rejects with `TimeoutError`. `retry: true` also
  * retries a publish that failed with a recoverable error (its channel died under it) through
- * `connection.ensure()` with `retryPolicy` (at once on a healthy connection; kombu's 2, 4, ...
- * 30 s between failed reconnect attempts; forever by default).
+ * `connection.ensure()` with `retryPolicy` (at once on a healthy connection; 2, 4, ... 30 s
+ * between failed reconnect attempts, forever, by default: kombu's `ensure_connection`
+ * defaults, where kombu's `ensure` itself defaults to 1 s).
  *
  * The promise of `publish()` resolves when the transport has taken the message, and when the
  * transport confirms (AMQP publisher confirms), when the broker confirmed it (`confirm: false`
