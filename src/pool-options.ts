@@ -2,7 +2,7 @@
  * Options and events of the pools (src/pool.ts and its subclasses). Durations are seconds.
  */
 import type { ActorOptions, AnyActorLogic } from 'xstate';
-import { ConfigurationError, type KombuError } from './errors.js';
+import type { KombuError } from './errors.js';
 import type { PoolStatus } from './pool-status.js';
 
 /** Options of every pool. */
@@ -41,10 +41,4 @@ export interface PoolEvents {
   member: (event: { memberId: string; from: string; to: string }) => void;
   /** Creating a member failed; it is retried unless the error is irrecoverable. */
   error: (error: KombuError) => void;
-}
-
-/** @internal A whole number >= 0, or a ConfigurationError naming `name`. */
-export function checkCount(value: number, name: string): number {
-  if (!(Number.isInteger(value) && value >= 0)) throw new ConfigurationError(`${name} must be a whole number >= 0, got ${String(value)}`);
-  return value;
 }

@@ -22,11 +22,11 @@ import type { Actor } from 'xstate';
 import type { poolMachine, PoolState } from '../machines/index.js';
 import { ConnectionClosed, IllegalStateError, LimitExceeded, type KombuError } from './errors.js';
 import { installObservable, type Observer, type Unsubscribe } from './observable.js';
-import { checkCount, type AcquireOptions, type PoolEvents, type PoolOptions, type ResizeOptions } from './pool-options.js';
+import type { AcquireOptions, PoolEvents, PoolOptions, ResizeOptions } from './pool-options.js';
 import { PoolStatusStore, type PoolStatus } from './pool-status.js';
 import { PoolSupervisor, type MemberHooks, type Slot } from './pool-supervisor.js';
 import { WaiterQueue } from './pool-waiters.js';
-import { checkSeconds } from './seconds.js';
+import { checkCount, checkSeconds } from './seconds.js';
 
 export type { MemberStatus, PoolStatus } from './pool-status.js';
 export type { AcquireOptions, PoolEvents, PoolOptions, ResizeOptions } from './pool-options.js';

@@ -9,10 +9,10 @@
  * `x-max-length-bytes`, `x-max-priority`; they win over the same keys in `queueArguments`.
  */
 import type { Channel } from './channel.js';
-import { ConfigurationError, NotBoundError } from './errors.js';
+import { NotBoundError } from './errors.js';
 import { Exchange } from './exchange.js';
 import { Message } from './message.js';
-import { checkSeconds } from './seconds.js';
+import { checkCount, checkSeconds } from './seconds.js';
 import type { QueueDeclaration, QueueDeclareOk } from './transports/transport.js';
 
 /**
@@ -128,9 +128,7 @@ export function toQueueArguments(base: Record<string, unknown>, options: Pick<Qu
   checkSeconds(options.messageTtl, 'messageTtl', { finite: true });
   for (const name of ['maxLength', 'maxLengthBytes', 'maxPriority'] as const) {
     const value = options[name];
-    if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
-      throw new ConfigurationError(`${name} must be a whole number >= 0, got ${String(value)}.`);
-    }
+    if (value !== undefined) checkCount(value, name);
   }
   const out: Record<string, unknown> = { ...base };
   if (options.expires !== undefined) out['x-expires'] = Math.trunc(options.expires * 1000);

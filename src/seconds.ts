@@ -6,7 +6,8 @@
  * negative delay after 1 ms too: `timeout: Infinity` timed out at once, and a 30-day backoff
  * became a busy loop. Here `Infinity` means "never" (no timer at all), a longer delay is
  * chained from timers Node can hold, and values that are no duration are refused by
- * {@link checkSeconds} before anything starts.
+ * {@link checkSeconds} before anything starts. Counts users give (pool limits, queue lengths)
+ * are checked here too ({@link checkCount}).
  */
 import { ConfigurationError } from './errors.js';
 
@@ -95,3 +96,9 @@ export const longClock = {
   setTimeout: (fn: (...args: unknown[]) => void, ms: number): Timer => afterMs(ms, () => fn()),
   clearTimeout: (timer: unknown): void => (timer as Timer | undefined)?.cancel(),
 };
+
+/** A whole number >= 0, or a ConfigurationError naming `name`. */
+export function checkCount(value: number, name: string): number {
+  if (!(Number.isInteger(value) && value >= 0)) throw new ConfigurationError(`${name} must be a whole number >= 0, got ${String(value)}`);
+  return value;
+}
