@@ -170,8 +170,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const current = this.#current;
     if (!current || !this.#waiters) return;
     if (this.#state === 'recovering') {
-      if (this.#routed !== current || !current.isOpen || this.#host.isBlocked()) return;
-      this.#waiters.releasePublishes(current);
+      const routed = this.#publishable();
+      if (!routed) return;
+      this.#waiters.releasePublishes(routed);
     } else if (this.#state === 'open') {
       this.#waiters.release(current, this.#host.isBlocked());
     } else {
@@ -179,6 +180,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     // No one left waiting: later publishes may go straight on (see whenWritable).
     if (this.#waiters.empty) this.#waiters = undefined;
+  }
+
+  /** While recovering: the new transport channel once its routing is restored, if publishes may go on it (open, not blocked). */
+  #publishable(): TransportChannel | undefined {
+    const routed = this.#routed;
+    if (this.#state !== 'recovering' || !routed || routed !== this.#current || !routed.isOpen || this.#host.isBlocked()) return undefined;
+    return routed;
   }
 
   /** @internal The broker unblocked the connection: waiting publishes go (during a recovery, once routing is restored). */
@@ -427,10 +435,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     if (this.#state === 'open' && this.#current?.isOpen && !this.#host.isBlocked()) return Promise.resolve(this.#current);
     // Recovering, routing restored, consumers not yet: a publish goes unless an operation waits before it.
-    const routed = this.#routed;
-    if (routed === this.#current && routed?.isOpen && !this.#waiters && !this.#host.isBlocked() && this.#state === 'recovering') {
-      return Promise.resolve(routed);
-    }
+    const routed = this.#waiters ? undefined : this.#publishable();
+    if (routed) return Promise.resolve(routed);
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
     }
