@@ -6,11 +6,12 @@
  * A Channel creates its registry on the first declaration: a channel that only publishes
  * (the common producer case) carries none of these maps.
  *
- * Restoring is two steps: {@link ChannelRegistry.restoreDeclarations} (exchanges, queues,
- * bindings, qos), then {@link ChannelRegistry.restoreConsumers}. Once consumers are being
- * restored, deliveries (and so the application's acks) flow on the new channel: the Channel
- * tells a failure of that step caused by such traffic from a refused restore.
+ * {@link ChannelRegistry.restore} makes every call at once. While they are answered, other
+ * traffic already flows on the new channel: publishes once routing is restored, and the
+ * application's acks of deliveries to consumers already restored. A broker error provoked by
+ * that traffic is no refusal of the restore: it fails the restore as recoverable.
  */
+import { ChannelError } from './errors.js';
 import type {
   ConsumeOptions, ExchangeDeclaration, QueueDeclaration, QueueDeclareOk, RawMessage, TransportChannel,
 } from './transports/transport.js';
@@ -33,8 +34,7 @@ const key = (...parts: unknown[]): string => JSON.stringify(parts);
  * ```ts
  * const registry = new ChannelRegistry<DeliveryHandler>();
  * registry.queueDeclared(declaration, await channel.declareQueue(declaration));
- * await registry.restoreDeclarations(newChannel);
- * await registry.restoreConsumers(newChannel, (handler) => (message) => handler(message, epoch));
+ * await registry.restore(newChannel, (handler) => (message) => handler(message, epoch), releasePublishes);
  * ```
  */
 export class ChannelRegistry<H> {
@@ -108,35 +108,48 @@ export class ChannelRegistry<H> {
   }
 
   /**
-   * Declares exchanges and queues again on `channel` and re-applies qos, then binds the queues
-   * again (a server-named queue is bound under its new name).
+   * Gives `channel` (new, after a channel error or a reconnect) everything declared: exchanges,
+   * qos, queues, bindings, then consumers, in that order. The calls are all made at once: a
+   * transport channel takes them in the order made (see TransportChannel), so the whole restore
+   * costs one round trip on AMQP. Only what needs a server-named queue's new name (its bindings
+   * and consumers) waits for that queue's declaration. `routed` is called once every
+   * declaration and binding has been sent: publishes may follow them.
    *
-   * Each step's calls are made at once, in order: the transport sends them in that order
-   * (amqplib sends each as soon as the previous one is answered, with no turn through this
-   * code in between), and a refusal closes the channel, which fails the calls after it.
+   * Resolves once every call is answered. On failure it rejects with the broker's refusal of
+   * one of these calls, if one was refused (the restore cannot succeed); otherwise with the
+   * first error, a broker error provoked by other traffic on the channel made recoverable (see
+   * {@link restoreFailure}). A consumer cancelled while its restore was under way is cancelled
+   * on `channel` too, once the broker has it.
    */
-  async restoreDeclarations(channel: TransportChannel): Promise<void> {
-    await Promise.all([
-      ...[...this.#exchanges.values()].map((exchange) => channel.declareExchange(exchange)),
-      ...[...this.#queues].map(async ([name, queue]) => {
-        const ok = await channel.declareQueue(queue);
-        if (queue.name === '') this.#renamed.set(name, ok.queue);
-      }),
-      ...(this.#qos ? [channel.qos(...this.#qos)] : []),
-    ]);
-    await Promise.all([...this.#bindings.values()].map(([queue, exchange, routingKey, args]) => channel.bindQueue(this.nameOf(queue), exchange, routingKey, args)));
-  }
-
-  /**
-   * Re-registers every consumer on `channel`, all calls made at once (after
-   * {@link restoreDeclarations}: their queues exist, qos applies). A consumer cancelled while
-   * its restore was under way is cancelled on `channel` too, once the broker has it.
-   */
-  async restoreConsumers(channel: TransportChannel, wrap: Wrap<H>): Promise<void> {
-    await Promise.all([...this.#consumers].map(async ([tag, consumer]) => {
-      await channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
-      if (!this.#consumers.has(tag)) await channel.cancel(tag);
-    }));
+  async restore(channel: TransportChannel, wrap: Wrap<H>, routed: () => void): Promise<void> {
+    const calls: Promise<unknown>[] = [];
+    for (const exchange of this.#exchanges.values()) calls.push(channel.declareExchange(exchange));
+    if (this.#qos) calls.push(channel.qos(...this.#qos));
+    // Server-named queues come back under new names: what uses one waits for its declaration.
+    let renamed: Map<string, Promise<unknown>> | undefined;
+    for (const [name, queue] of this.#queues) {
+      const declared = channel.declareQueue(queue);
+      calls.push(declared);
+      if (queue.name === '') (renamed ??= new Map()).set(name, declared.then((ok) => void this.#renamed.set(name, ok.queue)));
+    }
+    const then = (queue: string, call: () => Promise<unknown>): Promise<unknown> => {
+      const declared = renamed?.get(queue);
+      return declared ? declared.then(call) : call();
+    };
+    const bound = [...this.#bindings.values()].map(([queue, exchange, routingKey, args]) =>
+      then(queue, () => channel.bindQueue(this.nameOf(queue), exchange, routingKey, args)));
+    calls.push(...bound);
+    if (renamed) await Promise.allSettled(renamed.values());
+    // Every binding has been sent now (those of server-named queues once their declarations answered).
+    routed();
+    for (const [tag, consumer] of this.#consumers) {
+      calls.push(then(consumer.queue, async () => {
+        await channel.consume(this.nameOf(consumer.queue), { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
+        if (!this.#consumers.has(tag)) await channel.cancel(tag);
+      }));
+    }
+    const failures = (await Promise.allSettled(calls)).filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    if (failures.length > 0) throw restoreFailure(failures);
   }
 
   /** After the broker cancelled consumer `tag` (its queue was deleted): declare the queue and its bindings again, and resume it. */
@@ -157,4 +170,36 @@ export class ChannelRegistry<H> {
       await channel.consume(name, { ...consumer.options, consumerTag: tag }, wrap(consumer.onMessage));
     }
   }
+}
+
+/**
+ * The AMQP methods a restore sends (class << 16 | method): channel.open, confirm.select,
+ * exchange.declare, queue.declare, queue.bind, basic.qos, basic.consume, basic.cancel. A
+ * broker error naming one of them refused the restore.
+ */
+const RESTORE_METHODS = new Set([0x14000a, 0x55000a, 0x28000a, 0x32000a, 0x320014, 0x3c000a, 0x3c0014, 0x3c001e]);
+
+/**
+ * What a failed restore rejects with, from its calls' errors: the broker's refusal of one of
+ * the restore's own calls, if any (irrecoverable: reopening would be refused the same way).
+ * Otherwise the first error; an irrecoverable broker error in it that names another method
+ * (an ack of an unknown delivery tag, a publish to a missing exchange) was provoked by traffic
+ * on the new channel, not by the restore: the channel was lost, and recovers again.
+ */
+export function restoreFailure(errors: readonly unknown[]): unknown {
+  const refusal = errors.find((error) => error instanceof ChannelError && !error.recoverable && refusedRestore(error));
+  if (refusal) return refusal;
+  const error = errors[0];
+  if (!(error instanceof ChannelError) || error.recoverable || error.classId === undefined) return error;
+  return new ChannelError(error.message, {
+    cause: error,
+    recoverable: true,
+    ...(error.code === undefined ? {} : { code: error.code }),
+    classId: error.classId,
+    ...(error.methodId === undefined ? {} : { methodId: error.methodId }),
+  });
+}
+
+function refusedRestore(error: ChannelError): boolean {
+  return error.classId !== undefined && error.methodId !== undefined && RESTORE_METHODS.has((error.classId << 16) | error.methodId);
 }

@@ -12,9 +12,10 @@
  * channel died; acking its tag on the new channel would be a protocol error). The new transport
  * channel is the current one as soon as it exists, so that acks of deliveries to consumers
  * already restored go out while later consumers are still being restored. A broker error the
- * restore then meets that names another method than its own `basic.consume` was provoked by
- * such traffic (an ack of an unknown tag): the channel is lost and recovers again, as it would
- * from `open`, instead of counting as a refused restore that ends it.
+ * restore then meets that names none of the restore's own methods was provoked by such
+ * traffic (an ack of an unknown tag, a publish to a missing exchange): the channel is lost and
+ * recovers again, as it would from `open`, instead of counting as a refused restore that ends
+ * it (channel-registry.ts).
  *
  * A publish made while the channel is down, or while the broker blocks the connection (flow
  * control, `connection.blocked`), waits (`whenWritable`), bounded in number and time
@@ -212,11 +213,18 @@ export class Channel extends EventEmitter<ChannelEvents> {
     waiters?.fail(error);
   }
 
-  /** @internal openChannel actor: a new transport channel, restoring everything when `recover`. */
+  /**
+   * @internal openChannel actor: a new transport channel, restoring everything when `recover`.
+   * A recovery opens it without waiting for the broker where the transport can
+   * (`openChannel`): the open, the whole restore and the publishes waiting behind it then go
+   * out together, one round trip in all.
+   */
   async open(recover: boolean, signal: AbortSignal): Promise<void> {
     const connection = await this.#host.whenConnected(signal);
-    const channel = await connection.createChannel();
+    const early = recover ? connection.openChannel?.() : undefined;
+    const channel = early ? early.channel : await connection.createChannel();
     if (signal.aborted) {
+      early?.opened.catch(() => undefined);
       await channel.close().catch(() => undefined);
       throw new ChannelError('Channel open was cancelled.', { recoverable: true });
     }
@@ -225,21 +233,20 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#epoch += 1;
     this.#current = channel;
     const registry = recover ? this.#registry : undefined;
+    // Routing is restored (or there was none): the publishes waiting at the head of the line
+    // go now, behind the restore, instead of after its answers (the broker handles a
+    // channel's frames in order, and a consumer does not route). Should the restore fail, a
+    // publish whose confirm is lost with the channel is sent again, as after any loss.
+    const routed = (): void => {
+      if (signal.aborted || !recover) return;
+      this.#routed = channel;
+      this.#release();
+    };
     try {
-      if (registry) {
-        await registry.restoreDeclarations(channel);
-        // Routing is restored: the publishes waiting at the head of the line go now instead
-        // of one round trip per consumer later (the broker handles a channel's frames in order,
-        // and a consumer does not route). Should a consumer restore fail, a publish whose
-        // confirm is lost with the channel is sent again, as after any loss.
-        if (!signal.aborted) {
-          this.#routed = channel;
-          this.#release();
-        }
-        await registry.restoreConsumers(channel, (onMessage) => this.#wrap(onMessage)).catch((error: unknown) => {
-          throw lostByTraffic(error);
-        });
-      }
+      const restored = registry ? registry.restore(channel, (onMessage) => this.#wrap(onMessage), routed) : Promise.resolve(routed());
+      const [opened, done] = await Promise.allSettled([early?.opened, restored]);
+      if (opened.status === 'rejected') throw opened.reason;
+      if (done.status === 'rejected') throw done.reason;
       if (signal.aborted) throw new ChannelError('Channel recovery was cancelled.', { recoverable: true });
     } catch (error) {
       this.#routed = undefined;
@@ -585,22 +592,4 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.connectionClosed();
     this.#onState('closed', undefined);
   }
-}
-
-/**
- * A failure restoring consumers. The restore sends only `basic.consume` (class 60, method 20)
- * then: a broker error naming another method was provoked by what the application sent
- * meanwhile on the new channel (an ack or reject of an unknown delivery tag). That is a lost
- * channel, which recovers, not a refused restore, which would end it.
- */
-function lostByTraffic(error: unknown): unknown {
-  if (!(error instanceof ChannelError) || error.recoverable || error.classId === undefined) return error;
-  if (error.classId === 60 && error.methodId === 20) return error;
-  return new ChannelError(error.message, {
-    cause: error,
-    recoverable: true,
-    ...(error.code === undefined ? {} : { code: error.code }),
-    classId: error.classId,
-    ...(error.methodId === undefined ? {} : { methodId: error.methodId }),
-  });
 }

@@ -402,7 +402,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     // amqplib rejects pending calls as the channel ends ("Channel ended, no reply will be
     // forthcoming"); the reason is settled within the same tick, so one macrotask suffices.
     const reason = await Promise.race([this.#ended(), new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
-    if (reason) return (reason instanceof ChannelError ? overtaken(reason, operation, this.id) : undefined) ?? reason;
+    // This call did not get the broker's close: it was not the one refused (see overtaken).
+    if (reason) return (reason instanceof ChannelError ? overtaken(reason, operation, this.id, false) : undefined) ?? reason;
     return this.#open && !this.#closing
       ? new ChannelError(`${operation} failed on channel ${this.id}: ${String(error)}`, { cause: error })
       : this.#closedError(operation);

@@ -30,14 +30,16 @@
  * ends: the check throws it, and the `close` event reports the same error object. If
  * amqplib's own (slower) check fires first, `close` reports a HeartbeatTimeout too.
  */
-import type { ChannelModel } from 'amqplib';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
 import { ChannelError, ConnectionClosed, ConnectionError, HeartbeatTimeout, type KombuError } from '../errors.js';
 import { Latch } from '../latch.js';
 import { afterSeconds } from '../seconds.js';
 import { AmqpChannel, type ChannelOwner } from './amqp-channel.js';
 import { type BrokerInfo, mapConnectionError, rethrowLater } from './amqp-errors.js';
-import { acceptLongLongHeaders, coalesceWrites, type ConnectionInternals, openConfirmChannel, releaseHandshake } from './amqplib-internals.js';
+import {
+  acceptLongLongHeaders, coalesceWrites, type ConnectionInternals, openConfirmChannel, openConfirmChannelEarly, releaseHandshake,
+} from './amqplib-internals.js';
 import type { TransportConnection, TransportConnectionEvents } from './transport.js';
 
 const ignore = (): void => undefined;
@@ -144,15 +146,46 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
     try {
       ch = await openConfirmChannel(this.raw);
     } catch (error) {
-      if (this.#state !== 'open') throw this.#closedError('open a channel');
-      throw new ChannelError(`Could not open a channel on ${this.#broker.url}: ${String(error)}`, { cause: error });
+      throw this.#openError(error);
     }
+    const channel = this.#adopt(ch);
+    if (this.#state !== 'open') throw this.#closedError('open a channel');
+    return channel;
+  }
+
+  /**
+   * Opens a channel (in confirm mode) without waiting for the broker's answer: calls made on
+   * it go out behind the open, answered in order after it. `opened` settles with that answer
+   * (a refusal closes the channel, and its calls fail). Undefined until amqplib's confirm
+   * channel class is known, after the process's first channel: use {@link createChannel}.
+   * Throws ConnectionError when the connection is gone.
+   */
+  openChannel(): { channel: AmqpChannel; opened: Promise<void> } | undefined {
+    this.#assertOpen('open a channel');
+    const early = openConfirmChannelEarly(this.raw);
+    if (!early) return undefined;
+    const channel = this.#adopt(early.channel);
+    const opened = early.opened.then(
+      () => {
+        if (this.#state !== 'open') throw this.#closedError('open a channel');
+      },
+      (error: unknown) => {
+        throw this.#openError(error);
+      },
+    );
+    return { channel, opened };
+  }
+
+  #openError(error: unknown): KombuError {
+    if (this.#state !== 'open') return this.#closedError('open a channel');
+    return new ChannelError(`Could not open a channel on ${this.#broker.url}: ${String(error)}`, { cause: error });
+  }
+
+  /** Wraps a new amqplib channel; when the connection is already gone, the channel ends with it. */
+  #adopt(ch: ConfirmChannel): AmqpChannel {
     const channel = new AmqpChannel(ch, this);
-    if (this.#state !== 'open') {
-      channel.connectionLost(this.#closeError);
-      throw this.#closedError('open a channel');
-    }
-    if (this.#channels) this.#channels.push(channel);
+    if (this.#state !== 'open') channel.connectionLost(this.#closeError);
+    else if (this.#channels) this.#channels.push(channel);
     else this.#channels = [channel];
     return channel;
   }

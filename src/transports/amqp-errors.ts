@@ -282,16 +282,22 @@ const RPC_METHODS: Readonly<Record<string, number>> = {
  * unlike that refusal: the call itself may well succeed on the reopened channel. Undefined when
  * `reason` is this call's own refusal, or names no method.
  *
+ * Which call was refused: the broker answers a channel's calls in order, so the refused one is
+ * the oldest unanswered call, the one amqplib hands the broker's close to. A call that got the
+ * close may have been refused (`ownClose`, the default: it was, if the close names its method);
+ * the calls behind it get amqplib's "channel ended" instead and never were, even when the
+ * close names their method (two declares sent together, the first refused).
+ *
  * @example
  * ```ts
  * // declareQueue in flight when a publish to a missing exchange (404 on basic.publish) closed the channel:
  * overtaken(refusal, 'declare queue', 1)?.recoverable; // true
  * ```
  */
-export function overtaken(reason: ChannelError, operation: string, channelId: number): ChannelError | undefined {
+export function overtaken(reason: ChannelError, operation: string, channelId: number, ownClose = true): ChannelError | undefined {
   const own = RPC_METHODS[operation];
   if (own === undefined || reason.classId === undefined || reason.methodId === undefined) return undefined;
-  if (((reason.classId << 16) | reason.methodId) === own) return undefined;
+  if (ownClose && ((reason.classId << 16) | reason.methodId) === own) return undefined;
   return new ChannelError(`Cannot ${operation} on channel ${channelId}: the broker closed it over another call (${reason.message})`, {
     cause: reason,
     recoverable: true,

@@ -6,7 +6,9 @@
  * - `coalesceWrites`: one `writev` per pass of amqplib's muxer instead of a `write` per frame.
  * - `releaseHandshake`: frees what amqplib keeps of its opening handshake (about 4 KiB per
  *   connection).
- * - `openConfirmChannel`: a confirm channel in one round trip instead of two.
+ * - `openConfirmChannel`: a confirm channel in one round trip instead of two, or in none
+ *   (`openConfirmChannelEarly`: calls go out behind the open).
+ * - `pipelineCalls`: a channel's calls go out at once, not one per round trip.
  * - `acceptLongLongHeaders`: reads the `L` (64-bit integer) header values py-amqp writes,
  *   which amqplib refuses with a connection-killing error.
  *
@@ -81,15 +83,27 @@ function onSocketEnd(this: object): void {
   internals?.onSocketError?.(new Error('Unexpected close'));
 }
 
-/** amqplib's ConfirmChannel internals used to open one without a confirm.select round trip. */
-interface ConfirmChannelInternals {
-  open(): Promise<unknown>;
+/** amqplib's channel internals used to open a confirm channel early and to pipeline its calls. */
+interface ChannelInternals {
+  /** Takes a channel number (synchronous, though amqplib's `open()` awaits it). */
+  allocate(): unknown;
+  /** Sends a call; resolves with its answer's fields. */
+  rpc(method: number, fields: Record<string, unknown>, expect: number): Promise<unknown>;
   sendImmediately(method: number, fields: Record<string, unknown>): unknown;
+  sendOrEnqueue(method: number, fields: Record<string, unknown>, reply: Reply): void;
+  /** The answer awaited for the call in flight (amqplib: one at a time). */
+  reply: Reply | null;
+  /** amqplib's calls waiting for the one in flight to be answered. */
+  pending: unknown[] | null;
 }
-type ConfirmChannelClass = new (connection: unknown) => ConfirmChannel & ConfirmChannelInternals;
+type ConfirmChannelClass = new (connection: unknown) => ConfirmChannel & ChannelInternals;
+/** amqplib's reply callback: `(null, frame)` for an answer; `(frame)` for a channel.close, `(Error)` when the channel ends. */
+type Reply = (error: unknown, frame?: unknown) => unknown;
 
-/** AMQP's confirm.select method (class 85, method 10). */
+/** AMQP's confirm.select method (class 85, method 10), channel.open and channel.open-ok (class 20). */
 const CONFIRM_SELECT = (85 << 16) | 10;
+const CHANNEL_OPEN = (20 << 16) | 10;
+const CHANNEL_OPEN_OK = (20 << 16) | 11;
 
 /** amqplib's ConfirmChannel class, learnt from the first confirm channel it makes. */
 let confirmChannelClass: ConfirmChannelClass | undefined;
@@ -101,22 +115,130 @@ let confirmChannelClass: ConfirmChannelClass | undefined;
  * frames in order), so once amqplib's ConfirmChannel class is known, confirm.select goes
  * with `nowait`: one round trip less for every channel opened, recoveries included (about
  * 0.3 ms on an idle local broker, more on a busy one). Should it fail, the broker closes the
- * channel, which then ends like any channel closed by the broker.
+ * channel, which then ends like any channel closed by the broker. Its calls are pipelined
+ * (see {@link pipelineCalls}).
  */
 export async function openConfirmChannel(model: ChannelModel): Promise<ConfirmChannel> {
-  const Class = confirmChannelClass;
-  if (!Class) {
-    const channel = await model.createConfirmChannel();
-    const learnt = channel.constructor as Partial<ConfirmChannelClass> & { prototype?: Partial<ConfirmChannelInternals> };
-    if (typeof learnt.prototype?.open === 'function' && typeof learnt.prototype.sendImmediately === 'function') {
-      confirmChannelClass = learnt as ConfirmChannelClass;
-    }
-    return channel;
+  const early = openConfirmChannelEarly(model);
+  if (early) {
+    await early.opened;
+    return early.channel;
   }
-  const channel = new Class(model.connection);
-  await channel.open();
-  channel.sendImmediately(CONFIRM_SELECT, { nowait: true });
+  const channel = await model.createConfirmChannel();
+  const learnt = channel.constructor as Partial<ConfirmChannelClass> & { prototype?: Partial<ChannelInternals> };
+  const proto = learnt.prototype;
+  if (
+    typeof proto?.allocate === 'function' && typeof proto.rpc === 'function' && typeof proto.sendImmediately === 'function'
+    && typeof proto.sendOrEnqueue === 'function'
+  ) {
+    confirmChannelClass = learnt as ConfirmChannelClass;
+  }
+  pipelineCalls(channel);
   return channel;
+}
+
+/**
+ * Opens a confirm channel without waiting for the broker's answer, once amqplib's
+ * ConfirmChannel class is known (undefined before: use {@link openConfirmChannel}). The
+ * channel takes calls at once: they go out behind channel.open and confirm.select and are
+ * answered in order after them (see {@link pipelineCalls}). `opened` settles with the
+ * broker's answer to the open; should the broker refuse it, the calls fail with it.
+ */
+export function openConfirmChannelEarly(model: ChannelModel): { channel: ConfirmChannel; opened: Promise<unknown> } | undefined {
+  const Class = confirmChannelClass;
+  if (!Class) return undefined;
+  const channel = new Class(model.connection);
+  pipelineCalls(channel);
+  // amqplib's open() takes the channel number after a turn of the event loop's microtasks; the
+  // open must be sent now, ahead of confirm.select and of whatever the caller sends next.
+  channel.allocate();
+  const opened = channel.rpc(CHANNEL_OPEN, { outOfBand: '' }, CHANNEL_OPEN_OK);
+  channel.sendImmediately(CONFIRM_SELECT, { nowait: true });
+  return { channel, opened };
+}
+
+/** A channel's answers still awaited, in the order its calls were sent, and the one dispatcher amqplib calls for each. */
+interface Pipeline {
+  replies: Reply[];
+  dispatch: Reply;
+}
+const pipelines = new WeakMap<ChannelInternals, Pipeline>();
+
+/** What amqplib gives the calls still waiting when a channel ends. */
+const CHANNEL_ENDED = 'Channel ended, no reply will be forthcoming';
+
+/**
+ * amqplib sends a channel's calls one at a time: each waits for the answer to the one before,
+ * a round trip per call. The broker reads a channel's frames in order and answers them in
+ * order, so the calls can all go at once, their answers matched to them in that order: a
+ * recovery restoring ten queues, their bindings and consumers costs one round trip instead of
+ * thirty, and so do calls an application makes together (`Promise.all`).
+ *
+ * `sendOrEnqueue` is replaced on this channel only (other amqplib users in the process are
+ * untouched): with no call in flight it does what amqplib does; with one in flight it sends at
+ * once and queues the answer's callback. amqplib still calls `reply` with each answer, which
+ * is then our dispatcher: it hands the answer to the oldest call and stays in place while more
+ * are awaited. When the broker closes the channel, the oldest call gets the close (amqplib
+ * tells from it whether that call was refused) and the others the error amqplib gives to calls
+ * a channel ends under. amqplib's `pending` stays empty throughout. Only a channel with the
+ * internals described here is changed; with another amqplib it stays one call at a time.
+ */
+export function pipelineCalls(channel: ConfirmChannel): void {
+  const internals = channel as unknown as Partial<ChannelInternals>;
+  if (typeof internals.sendOrEnqueue !== 'function' || typeof internals.sendImmediately !== 'function') return;
+  if (!('reply' in internals) || !Array.isArray(internals.pending)) return;
+  internals.sendOrEnqueue = sendPipelined;
+}
+
+function sendPipelined(this: ChannelInternals, method: number, fields: Record<string, unknown>, reply: Reply): void {
+  let pipeline = pipelines.get(this);
+  if (!pipeline && this.reply === null) {
+    // Nothing in flight: as amqplib.
+    this.reply = reply;
+    try {
+      this.sendImmediately(method, fields);
+    } catch (error) {
+      this.reply = null;
+      throw error;
+    }
+    return;
+  }
+  if (!pipeline) {
+    pipeline = { replies: this.reply ? [this.reply] : [], dispatch: dispatcher(this) };
+    pipelines.set(this, pipeline);
+  }
+  pipeline.replies.push(reply);
+  this.reply = pipeline.dispatch;
+  try {
+    this.sendImmediately(method, fields);
+  } catch (error) {
+    pipeline.replies.pop();
+    if (pipeline.replies.length === 0) {
+      pipelines.delete(this);
+      this.reply = null;
+    }
+    throw error;
+  }
+}
+
+/** The one function amqplib calls with each answer while several are awaited (made when a second call goes out). */
+function dispatcher(channel: ChannelInternals): Reply {
+  return (error: unknown, frame?: unknown): unknown => {
+    const pipeline = pipelines.get(channel);
+    const replies = pipeline?.replies ?? [];
+    if (error !== null) {
+      // The channel ended (closed by the broker: `error` is its close frame) or is ending.
+      pipelines.delete(channel);
+      const [oldest, ...rest] = replies.splice(0);
+      for (const reply of rest) reply(new Error(CHANNEL_ENDED));
+      return oldest?.(error);
+    }
+    const oldest = replies.shift();
+    // amqplib cleared `reply` before calling us: stay in place while answers are awaited.
+    if (replies.length > 0) channel.reply = pipeline!.dispatch;
+    else pipelines.delete(channel);
+    return oldest?.(null, frame);
+  };
 }
 
 type Listener = (...args: unknown[]) => void;

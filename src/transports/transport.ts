@@ -180,7 +180,13 @@ export interface TransportChannelEvents {
   cancel: (consumerTag: string) => void;
 }
 
-/** One channel on a transport connection. */
+/**
+ * One channel on a transport connection.
+ *
+ * Calls take effect in the order they are made, whether or not the earlier ones are answered
+ * yet (AMQP: the broker reads a channel's frames in order). A refused call closes the channel,
+ * and the calls made after it fail. A recovery relies on this to send its whole restore at once.
+ */
 export interface TransportChannel extends EventEmitter<TransportChannelEvents> {
   readonly id: number;
   declareExchange(declaration: ExchangeDeclaration): Promise<void>;
@@ -227,6 +233,14 @@ export interface TransportConnection extends EventEmitter<TransportConnectionEve
   /** The heartbeat in seconds, as negotiated with the broker (0 = off); absent: the one asked for. */
   readonly heartbeat?: number;
   createChannel(): Promise<TransportChannel>;
+  /**
+   * Optional: opens a channel without waiting for the broker's answer. Calls made on the
+   * channel go out at once, behind the open, and are answered in order after it; `opened`
+   * settles with the broker's answer to the open (rejecting as `createChannel` would; the
+   * calls fail then too). Returns undefined when it cannot: use `createChannel`. A recovery
+   * uses it to restore a channel in one round trip.
+   */
+  openChannel?(): { channel: TransportChannel; opened: Promise<void> } | undefined;
   /**
    * Called `rate` times per heartbeat interval: sends a heartbeat if one is due and checks the
    * peer is alive. Throws `HeartbeatTimeout` when the peer missed its heartbeats.

@@ -9,6 +9,8 @@
  *               delivered after `resume()` (nothing is dropped). An upstream that closes
  *               during a stall is hidden from the client until `resume()` or `cut()`.
  * - `refuse()`  closes new connections as soon as they are accepted.
+ * - `tap`       (an option) sees every chunk forwarded, in the order the proxy forwards them:
+ *               what the client sent before the broker's answers, and after.
  *
  * Pausing (rather than reading and discarding) keeps the stall honest: the client's writes
  * eventually meet TCP backpressure exactly as they would against a hung broker.
@@ -19,6 +21,8 @@ export interface FaultProxyOptions {
   /** Where the real server listens; 127.0.0.1 by default. */
   targetHost?: string;
   targetPort: number;
+  /** Sees each chunk as it is forwarded, `from` the client or the broker. */
+  tap?: (from: 'client' | 'broker', chunk: Buffer) => void;
 }
 
 export interface FaultProxy {
@@ -81,10 +85,12 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const pair: Pair = { client, upstream, upstreamGone: false };
     pairs.add(pair);
     // Pipe by hand so pausing one side is all a stall needs.
-    client.on('data', (chunk) => {
+    client.on('data', (chunk: Buffer) => {
+      options.tap?.('client', chunk);
       if (!upstream.write(chunk)) client.pause();
     });
-    upstream.on('data', (chunk) => {
+    upstream.on('data', (chunk: Buffer) => {
+      options.tap?.('broker', chunk);
       if (!client.write(chunk)) upstream.pause();
     });
     client.on('drain', () => { if (!stalled) upstream.resume(); });

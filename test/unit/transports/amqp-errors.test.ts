@@ -224,4 +224,9 @@ describe('overtaken', () => {
     expect(overtaken(closed(), 'declare queue', 1)).toBeUndefined();
     expect(overtaken(closed(60, 40), 'publish', 1)).toBeUndefined();
   });
+
+  it('a call that did not get the close itself was overtaken, even by a refusal of its own method (two declares sent together)', () => {
+    expect(overtaken(closed(50, 10), 'declare queue', 2, false)).toMatchObject({ recoverable: true });
+    expect(overtaken(closed(), 'declare queue', 2, false)).toBeUndefined();
+  });
 });
