@@ -6,6 +6,7 @@
  *   - consume of N messages, prefetch 1000, ack each;
  *   - recovery after a broker-forced close (`rabbitmqctl close_all_connections`): time from
  *     the client seeing the close to the first confirmed publish and to the first delivery;
+ *   - recovery of a ten-queue consumer over a link with a 2 ms round trip (topology-bench.ts);
  *   - heap per idle connection + channel (exact, by part: heap-breakdown.ts);
  *   - the client's CPU per message (user + system of this process; not for Python kombu,
  *     which runs in its own), steadier than throughput, which the broker bounds.
@@ -19,6 +20,7 @@ import acm from 'amqp-connection-manager';
 import { Connection, Consumer, measured, Producer, Queue } from './library.js';
 import { pythonKombu, pythonMemoryTable, type PythonKombu } from './kombu-peer.js';
 import { heapBreakdown } from './heap-breakdown.js';
+import { topologyBench } from './topology-bench.js';
 import { median, payload, quantile, run, sleep, table, type Row } from './lib.js';
 
 const URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
@@ -350,7 +352,7 @@ async function heap(py: PythonKombu | undefined): Promise<string[]> {
 export async function amqpBench(): Promise<string[]> {
   console.log(`AMQP benchmark against ${URL.replace(/:[^:@/]*@/, ':**@')}: ${N} messages, ${ROUNDS} rounds; kombu-ts: ${measured}`);
   const py = await pythonKombu(N);
-  return [...(await throughput(py)), ...(await recovery(py)), ...(await heap(py))];
+  return [...(await throughput(py)), ...(await recovery(py)), await topologyBench(py), ...(await heap(py))];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

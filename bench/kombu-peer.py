@@ -12,6 +12,12 @@ transport); the workload is amqp-bench.ts's, written the way a kombu user writes
                                    (kombu defaults), the consumer revived by on_revive; prints
                                    {"ready": true} once running, then the caller forces the
                                    close; times run from the client seeing the close.
+  kombu-peer.py topology URL EXCHANGE QUEUE... one Consumer (prefetch 100) of the queues, each
+                                   bound to EXCHANGE under its own name, draining through
+                                   conn.ensure() with on_revive; prints {"ready": true},
+                                   then {"delivered": QUEUE} for each delivery after the
+                                   connection broke (the caller keeps the clock), and exits
+                                   once every queue has delivered one.
   kombu-peer.py memory   K         K idle connections + channels: tracemalloc and RSS deltas.
 
 Clocks are time.perf_counter() inside this process; interpreter start, connecting and
@@ -24,7 +30,7 @@ import sys
 import time
 import tracemalloc
 
-from kombu import Connection, Consumer, Producer, Queue
+from kombu import Connection, Consumer, Exchange, Producer, Queue
 from kombu.utils.json import dumps
 
 URL = os.environ.get('BROKER_URL', 'amqp://guest:guest@127.0.0.1:5672//')  # as amqp-bench.ts
@@ -129,6 +135,42 @@ def recovery(queue, limit=15.0):
     out(publish=since_close(published), deliver=since_close(delivered))
 
 
+def topology(url, exchange, names, limit=30.0):
+    conn = Connection(url)
+    ex = Exchange(exchange, 'direct', durable=False)
+    queues = [Queue(name, ex, routing_key=name, durable=False) for name in names]
+    broke = False
+    waiting = set(names)
+
+    def on_message(_body, message):
+        message.ack()
+        queue = message.delivery_info['routing_key']
+        if broke and queue in waiting:
+            waiting.discard(queue)
+            out(delivered=queue)
+
+    consumer = Consumer(conn, queues, callbacks=[on_message], prefetch_count=100, accept=['json', 'text/plain'])
+    consumer.consume()
+
+    def drain():
+        nonlocal broke
+        try:
+            conn.drain_events(timeout=0.05)
+        except TimeoutError:  # nothing to read (an OSError: test it first)
+            pass
+        except conn.recoverable_connection_errors:
+            broke = True
+            raise
+
+    # ensure() revives the consumer itself (declarations, bindings, qos); on_revive consumes again.
+    ensured = conn.ensure(consumer, drain, on_revive=lambda _channel: consumer.consume())
+    out(ready=True)
+    started = time.perf_counter()
+    while waiting and time.perf_counter() - started < limit:
+        ensured()
+    conn.release()
+
+
 def rss_kib():
     with open('/proc/self/status') as status:
         return next(int(line.split()[1]) for line in status if line.startswith('VmRSS:'))
@@ -162,7 +204,9 @@ if __name__ == '__main__':
         consume(args[0], int(args[1]))
     elif what == 'recovery':
         recovery(args[0])
+    elif what == 'topology':
+        topology(args[0], args[1], args[2:])
     elif what == 'memory':
         memory(int(args[0]))
     else:
-        sys.exit(f'unknown measurement {what!r}: publish | consume | recovery | memory')
+        sys.exit(f'unknown measurement {what!r}: publish | consume | recovery | topology | memory')

@@ -13,13 +13,14 @@ import { run } from './lib.js';
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = fileURLToPath(new URL('./kombu-peer.py', import.meta.url));
 
-type Result = Record<string, number | boolean | null>;
+type Result = Record<string, number | boolean | string | null>;
 
 /**
  * Runs `kombu-peer.py ...args` and resolves with its result line. `onReady` runs when the
  * script prints `{"ready": true}` (the recovery loop is running); the script's exit waits for it.
+ * `onLine` sees every other line as it arrives (the last one is the result).
  */
-function peer(args: string[], onReady?: () => Promise<unknown>): Promise<Result> {
+function peer(args: string[], onReady?: () => Promise<unknown>, onLine?: (message: Result) => void): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(PYTHON, [SCRIPT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let result: Result | undefined;
@@ -29,14 +30,17 @@ function peer(args: string[], onReady?: () => Promise<unknown>): Promise<Result>
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     createInterface({ input: child.stdout }).on('line', (line) => {
       const message = JSON.parse(line) as Result;
-      if (message.ready !== true) result = message;
+      if (message.ready !== true) {
+        result = message;
+        onLine?.(message);
+      }
       else if (onReady) ready = onReady().catch((error: unknown) => (readyError = error));
     });
     child.on('error', reject);
     child.on('close', (code) => {
       void ready.then(() => {
         if (readyError !== undefined) reject(readyError);
-        else if (code === 0 && result) resolve(result);
+        else if (code === 0 && (result || onLine)) resolve(result ?? {});
         else reject(new Error(`kombu-peer.py ${args.join(' ')} exited with ${code}: ${stderr.trim()}`));
       });
     });
@@ -53,6 +57,12 @@ export interface PythonKombu {
   /** Recovery times in ms from the client seeing the close (NaN if not recovered in 15 s). */
   recover(queue: string, forceClose: () => Promise<unknown>): Promise<{ publish: number; deliver: number }>;
   memory(connections: number): Promise<{ tracemalloc: number; rss: number }>;
+  /**
+   * A Consumer of `queues` (each bound to `exchange` under its own name) on `url`; `onReady` is
+   * called once it consumes (break its connection there), `onDelivered` with each queue's first
+   * delivery after the break. Resolves when every queue has delivered (or after 30 s).
+   */
+  topology(url: string, exchange: string, queues: string[], onReady: () => Promise<unknown>, onDelivered: (queue: string) => void): Promise<void>;
 }
 
 /** The Python peer for `messages` per round, or undefined (with a printed note) without kombu. */
@@ -77,6 +87,11 @@ export async function pythonKombu(messages: number): Promise<PythonKombu | undef
     async recover(queue, forceClose) {
       const result = await peer(['recovery', queue], forceClose);
       return { publish: num(result.publish), deliver: num(result.deliver) };
+    },
+    async topology(url, exchange, queues, onReady, onDelivered) {
+      await peer(['topology', url, exchange, ...queues], onReady, (line) => {
+        if (typeof line.delivered === 'string') onDelivered(line.delivered);
+      });
     },
     async memory(connections) {
       const result = await peer(['memory', String(connections)]);

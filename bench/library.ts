@@ -13,7 +13,7 @@ import type * as Library from '../src/index.js';
 const entry = process.env.KOMBU_TS_SOURCES ? '../src/index.js' : '../dist/src/index.js';
 const library = (await import(entry)) as typeof Library;
 
-export const { Connection, Consumer, Producer, Queue, resetMemoryBrokers } = library;
+export const { Connection, Consumer, Exchange, Producer, Queue, resetMemoryBrokers } = library;
 export type Connection = Library.Connection;
 /** Which build is measured, for the report. */
 export const measured = process.env.KOMBU_TS_SOURCES ? 'sources (tsx)' : 'compiled build (dist/)';
