@@ -6,7 +6,9 @@
  *   qos, consumers) before the broker's first answer: one round trip, however many entities;
  * - calls an application makes together are sent together and answered in order (basic.get
  *   with its message included); a refused one fails with its own error, and those after it
- *   with a recoverable one.
+ *   with a recoverable one;
+ * - a publish released behind a restore that the broker then refuses (recoverably) goes again
+ *   after the recovery instead of failing with that refusal.
  * Round trips are counted from the frames' order, never from timings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -200,5 +202,46 @@ describe.skipIf(!reachable)('AMQP calls go out together (pipelining)', () => {
     await conn.close();
     expect(() => conn.openChannel?.()).toThrow(/closed/);
     expect(await rejection(early!.channel.declareQueue({ name: queue, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false }))).toBeInstanceOf(ChannelError);
+  });
+});
+
+describe.skipIf(!reachable)('AMQP publishes released during a restore', () => {
+  it('a publish released behind a restore the broker then refuses (recoverably) is sent again after the recovery, not failed with that refusal', async () => {
+    const conn = new Connection(`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`);
+    connections.push(conn);
+    const channel = await conn.channel();
+    const queue = unique('pipelined-locked');
+    const declaration = { name: queue, durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false };
+    await channel.declareQueue(declaration);
+    // Another connection takes the name as its exclusive queue: every restore of this
+    // channel is refused with 405 RESOURCE_LOCKED (recoverable) until it lets go.
+    const owner = await amqpTransport.connect(params(), never);
+    transportConnections.push(owner);
+    const admin = await owner.createChannel();
+    await admin.deleteQueue(queue);
+    await admin.declareQueue({ ...declaration, exclusive: true });
+
+    const states: string[] = [];
+    channel.on('state', ({ to }) => states.push(to));
+    await rejection(channel.declareQueue({ ...declaration, name: unique('pipelined-missing'), passive: true }));
+    for (let i = 0; i < 500 && !states.includes('retrying'); i++) await sleep(10);
+    expect(states).toContain('retrying');
+
+    // Waits for the channel; the next restore attempt releases it behind the refused queue.declare.
+    const published = channel.publish(Buffer.from('kept'), {}, '', queue, { confirm: true });
+    const settled = published.then(() => 'sent', (error: unknown) => error);
+    const attempts = states.filter((s) => s === 'retrying').length;
+    for (let i = 0; i < 1000 && states.filter((s) => s === 'retrying').length === attempts; i++) await sleep(10);
+    expect(states.filter((s) => s === 'retrying').length).toBeGreaterThan(attempts);
+
+    const recovered = new Promise<void>((resolve) => channel.once('recovered', () => resolve()));
+    await owner.close(); // the exclusive queue goes with its connection: the next restore succeeds
+    await recovered;
+    expect(await settled).toBe('sent');
+    try {
+      expect((await channel.get(queue, { noAck: true }))?.message.body.toString()).toBe('kept');
+    } finally {
+      await channel.deleteQueue(queue).catch(() => undefined);
+    }
   });
 });
