@@ -203,6 +203,24 @@ describe.skipIf(!reachable)('AMQP calls go out together (pipelining)', () => {
     expect(() => conn.openChannel?.()).toThrow(/closed/);
     expect(await rejection(early!.channel.declareQueue({ name: queue, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false }))).toBeInstanceOf(ChannelError);
   });
+
+  it('a channel opened during a recovery with no channel number left fails as createChannel does: a recoverable ChannelError', async () => {
+    const conn = await amqpTransport.connect(params({ transportOptions: { channelMax: 1 } }), never);
+    transportConnections.push(conn);
+    await conn.createChannel(); // takes the only channel number (and teaches the confirm channel class)
+    const created = await rejection(conn.createChannel());
+    expect(created).toBeInstanceOf(ChannelError);
+    expect(created.recoverable).toBe(true);
+    let thrown: unknown;
+    try {
+      conn.openChannel?.();
+    } catch (error) {
+      thrown = error;
+    }
+    // A plain Error would end a recovering Channel for good (not recoverable) instead of retrying.
+    expect(thrown).toBeInstanceOf(ChannelError);
+    expect(thrown).toMatchObject({ recoverable: true });
+  });
 });
 
 describe.skipIf(!reachable)('AMQP publishes released during a restore', () => {
