@@ -6,7 +6,8 @@
  *   qos, consumers) before the broker's first answer: one round trip, however many entities;
  * - calls an application makes together are sent together and answered in order (basic.get
  *   with its message included); a refused one fails with its own error, and those after it
- *   with a recoverable one;
+ *   with a recoverable one; a call behind a basic.consume or basic.cancel still gets its own
+ *   answer (RabbitMQ sends their oks after answering the calls behind them);
  * - a publish released behind a restore that the broker then refuses (recoverably) goes again
  *   after the recovery instead of failing with that refusal.
  * Round trips are counted from the frames' order, never from timings.
@@ -156,6 +157,22 @@ describe.skipIf(!reachable)('AMQP calls go out together (pipelining)', () => {
       await ch.deleteQueue(queue).catch(() => undefined);
       await ch.deleteQueue(other).catch(() => undefined);
     }
+  });
+
+  it('a call made behind a basic.consume or basic.cancel gets its own answer, though RabbitMQ sends their oks after answering the calls behind them', async () => {
+    const conn = await amqpTransport.connect(params(), never);
+    transportConnections.push(conn);
+    const ch = await conn.createChannel();
+    const queue = unique('pipelined-consume');
+    const other = unique('pipelined-behind');
+    const declare = (name: string) => ch.declareQueue({ name, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false });
+    await declare(queue);
+    const [tag, declared] = await Promise.all([ch.consume(queue, { consumerTag: '', noAck: true }, () => undefined), declare(other)]);
+    expect(tag).toMatch(/^amq\.ctag-/);
+    expect(declared.queue).toBe(other);
+    const [, again] = await Promise.all([ch.cancel(tag), ch.declareQueue({ name: other, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: true })]);
+    expect(again.queue).toBe(other);
+    expect(ch.isOpen).toBe(true);
   });
 
   it('a refused call fails with its own error; the calls sent after it fail recoverably, the ones before it succeed', async () => {
