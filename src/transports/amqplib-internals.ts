@@ -162,6 +162,8 @@ export function openConfirmChannelEarly(model: ChannelModel): { channel: Confirm
 interface Sent {
   reply: Reply;
   late: boolean;
+  method: number;
+  fields: Record<string, unknown>;
 }
 /** A call not sent yet: it waits for the late answers in flight. */
 interface Held {
@@ -233,7 +235,7 @@ function sendPipelined(this: ChannelInternals, method: number, fields: Record<st
   }
   if (!pipeline) {
     // A call in flight without a pipeline was sent as amqplib does, so it is no late one.
-    pipeline = { replies: this.reply ? [{ reply: this.reply, late: false }] : [], late: 0, held: [], dispatch: dispatcher(this) };
+    pipeline = { replies: this.reply ? [{ reply: this.reply, late: false, method: 0, fields: {} }] : [], late: 0, held: [], dispatch: dispatcher(this) };
     pipelines.set(this, pipeline);
   }
   if (pipeline.held.length > 0 || (!late && pipeline.late > 0)) {
@@ -245,7 +247,7 @@ function sendPipelined(this: ChannelInternals, method: number, fields: Record<st
 
 /** Sends a call behind those in flight (throws as amqplib's send does; nothing is then awaited for it). */
 function send(channel: ChannelInternals, pipeline: Pipeline, method: number, fields: Record<string, unknown>, reply: Reply, late: boolean): void {
-  pipeline.replies.push({ reply, late });
+  pipeline.replies.push({ reply, late, method, fields });
   if (late) pipeline.late++;
   channel.reply = pipeline.dispatch;
   try {
@@ -276,6 +278,24 @@ function release(channel: ChannelInternals, pipeline: Pipeline): void {
   }
 }
 
+/**
+ * Which of the unanswered calls the broker's close `error` refused: the oldest, as the broker
+ * handles a channel's frames in order. But a refused basic.consume may have consumes before it
+ * whose oks the broker had not sent yet (see {@link pipelineCalls}), never to come: the one
+ * refused is then the consume whose queue the broker's text names ("no queue 'q'", "queue 'q'
+ * in exclusive use", "locked queue 'q'"); the oldest when none does.
+ */
+function refusedCall(replies: readonly Sent[], error: unknown): number {
+  const close = (error as { fields?: { classId?: unknown; methodId?: unknown; replyText?: unknown } } | null)?.fields;
+  if (!close || typeof close.replyText !== 'string' || (Number(close.classId) << 16 | Number(close.methodId)) !== BASIC_CONSUME) return 0;
+  const text = close.replyText;
+  for (let i = 0; i < replies.length && replies[i]!.late; i++) {
+    const queue = replies[i]!.fields['queue'];
+    if (replies[i]!.method === BASIC_CONSUME && typeof queue === 'string' && queue !== '' && text.includes(`queue '${queue}'`)) return i;
+  }
+  return 0;
+}
+
 /** The one function amqplib calls with each answer while several are awaited (made when a second call goes out). */
 function dispatcher(channel: ChannelInternals): Reply {
   return (error: unknown, frame?: unknown): unknown => {
@@ -284,9 +304,9 @@ function dispatcher(channel: ChannelInternals): Reply {
     if (error !== null) {
       // The channel ended (closed by the broker: `error` is its close frame) or is ending.
       pipelines.delete(channel);
-      const [oldest, ...rest] = pipeline.replies.splice(0);
-      for (const { reply } of [...rest, ...pipeline.held.splice(0)]) reply(new Error(CHANNEL_ENDED));
-      return oldest?.reply(error);
+      const [refused] = pipeline.replies.splice(refusedCall(pipeline.replies, error), 1);
+      for (const { reply } of [...pipeline.replies.splice(0), ...pipeline.held.splice(0)]) reply(new Error(CHANNEL_ENDED));
+      return refused?.reply(error);
     }
     const oldest = pipeline.replies.shift();
     if (oldest?.late) pipeline.late--;

@@ -175,6 +175,23 @@ describe.skipIf(!reachable)('AMQP calls go out together (pipelining)', () => {
     expect(ch.isOpen).toBe(true);
   });
 
+  it('of two consumes sent together, the refused one fails with the refusal, though the broker had not yet sent the ok of the one before it', async () => {
+    const conn = await amqpTransport.connect(params(), never);
+    transportConnections.push(conn);
+    const ch = await conn.createChannel();
+    const queue = unique('pipelined-consumed');
+    await ch.declareQueue({ name: queue, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false });
+    const results = await Promise.allSettled([
+      ch.consume(queue, { consumerTag: '', noAck: true }, () => undefined),
+      ch.consume(unique('pipelined-no-queue'), { consumerTag: '', noAck: true }, () => undefined),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    const [overtaken, refused] = results.map((r) => (r as PromiseRejectedResult).reason as unknown);
+    expect(refused).toMatchObject({ code: 404, classId: 60, methodId: 20, recoverable: false });
+    expect(overtaken).toBeInstanceOf(ChannelError);
+    expect(overtaken).toMatchObject({ recoverable: true });
+  });
+
   it('a refused call fails with its own error; the calls sent after it fail recoverably, the ones before it succeed', async () => {
     const { proxy, frames } = await proxied();
     const conn = await amqpTransport.connect(params({ port: proxy.port }), never);
