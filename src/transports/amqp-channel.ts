@@ -41,6 +41,8 @@ const BASIC_QOS = 0x3c000a;
 const BASIC_QOS_OK = 0x3c000b;
 const BASIC_RECOVER = 0x3c006e;
 const BASIC_RECOVER_OK = 0x3c006f;
+/** basic.publish's class and method ids, as a broker's refusal names them. */
+const BASIC_PUBLISH = [60, 40] as const;
 
 /** The slice of amqplib's channel internals used here (not in its typings). */
 interface ChannelInternals {
@@ -419,17 +421,22 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   /**
-   * A publish to `exchange` failed because the broker closed this channel over another
-   * message, one to an exchange it refused: not this message's refusal, only its confirm lost
-   * (it may or may not have been routed). A recoverable ChannelError, so that it is sent again
-   * on the reopened channel, as after a lost connection; undefined otherwise.
+   * A publish to `exchange` failed because the broker closed this channel over something
+   * else: another message, one to an exchange it refused, or a call of another method (a
+   * restore's queue.declare the publish was sent behind, an ack of an unknown tag). Not this
+   * message's refusal, only its confirm lost (it may or may not have been routed). A
+   * recoverable ChannelError, so that it is sent again on the reopened channel, as after a
+   * lost connection; undefined otherwise.
    */
   #overtaken(exchange: string): ChannelError | undefined {
     const refusal = this.#brokerError;
-    const refused = refusal ? refusedPublishExchange(refusal) : undefined;
-    if (refused === undefined || refused === exchange) return undefined;
+    if (refusal?.classId === undefined) return undefined;
+    const publishRefused = refusal.classId === BASIC_PUBLISH[0] && refusal.methodId === BASIC_PUBLISH[1];
+    // A refused publish whose exchange cannot be read from the broker's text may be this one.
+    const refused = publishRefused ? refusedPublishExchange(refusal) : undefined;
+    if (publishRefused && (refused === undefined || refused === exchange)) return undefined;
     return new ChannelError(
-      `Channel ${this.id} was closed before this message was confirmed, by the broker's refusal of another one (${refusal?.message})`,
+      `Channel ${this.id} was closed before this message was confirmed, by the broker's refusal of another message or call (${refusal.message})`,
       { recoverable: true },
     );
   }

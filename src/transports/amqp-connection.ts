@@ -158,11 +158,18 @@ export class AmqpConnection extends EventEmitter<TransportConnectionEvents> impl
    * it go out behind the open, answered in order after it. `opened` settles with that answer
    * (a refusal closes the channel, and its calls fail). Undefined until amqplib's confirm
    * channel class is known, after the process's first channel: use {@link createChannel}.
-   * Throws ConnectionError when the connection is gone.
+   * Throws ConnectionError when the connection is gone, and ChannelError as `createChannel`
+   * rejects when amqplib cannot open one (no channel number left): its plain Error would end
+   * a recovering channel for good instead of letting it retry.
    */
   openChannel(): { channel: AmqpChannel; opened: Promise<void> } | undefined {
     this.#assertOpen('open a channel');
-    const early = openConfirmChannelEarly(this.raw);
+    let early;
+    try {
+      early = openConfirmChannelEarly(this.raw);
+    } catch (error) {
+      throw this.#openError(error);
+    }
     if (!early) return undefined;
     const channel = this.#adopt(early.channel);
     const opened = early.opened.then(

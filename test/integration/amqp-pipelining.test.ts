@@ -6,7 +6,10 @@
  *   qos, consumers) before the broker's first answer: one round trip, however many entities;
  * - calls an application makes together are sent together and answered in order (basic.get
  *   with its message included); a refused one fails with its own error, and those after it
- *   with a recoverable one.
+ *   with a recoverable one; a call behind a basic.consume or basic.cancel still gets its own
+ *   answer (RabbitMQ sends their oks after answering the calls behind them);
+ * - a publish released behind a restore that the broker then refuses (recoverably) goes again
+ *   after the recovery instead of failing with that refusal.
  * Round trips are counted from the frames' order, never from timings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -156,6 +159,39 @@ describe.skipIf(!reachable)('AMQP calls go out together (pipelining)', () => {
     }
   });
 
+  it('a call made behind a basic.consume or basic.cancel gets its own answer, though RabbitMQ sends their oks after answering the calls behind them', async () => {
+    const conn = await amqpTransport.connect(params(), never);
+    transportConnections.push(conn);
+    const ch = await conn.createChannel();
+    const queue = unique('pipelined-consume');
+    const other = unique('pipelined-behind');
+    const declare = (name: string) => ch.declareQueue({ name, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false });
+    await declare(queue);
+    const [tag, declared] = await Promise.all([ch.consume(queue, { consumerTag: '', noAck: true }, () => undefined), declare(other)]);
+    expect(tag).toMatch(/^amq\.ctag-/);
+    expect(declared.queue).toBe(other);
+    const [, again] = await Promise.all([ch.cancel(tag), ch.declareQueue({ name: other, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: true })]);
+    expect(again.queue).toBe(other);
+    expect(ch.isOpen).toBe(true);
+  });
+
+  it('of two consumes sent together, the refused one fails with the refusal, though the broker had not yet sent the ok of the one before it', async () => {
+    const conn = await amqpTransport.connect(params(), never);
+    transportConnections.push(conn);
+    const ch = await conn.createChannel();
+    const queue = unique('pipelined-consumed');
+    await ch.declareQueue({ name: queue, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false });
+    const results = await Promise.allSettled([
+      ch.consume(queue, { consumerTag: '', noAck: true }, () => undefined),
+      ch.consume(unique('pipelined-no-queue'), { consumerTag: '', noAck: true }, () => undefined),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    const [overtaken, refused] = results.map((r) => (r as PromiseRejectedResult).reason as unknown);
+    expect(refused).toMatchObject({ code: 404, classId: 60, methodId: 20, recoverable: false });
+    expect(overtaken).toBeInstanceOf(ChannelError);
+    expect(overtaken).toMatchObject({ recoverable: true });
+  });
+
   it('a refused call fails with its own error; the calls sent after it fail recoverably, the ones before it succeed', async () => {
     const { proxy, frames } = await proxied();
     const conn = await amqpTransport.connect(params({ port: proxy.port }), never);
@@ -200,5 +236,64 @@ describe.skipIf(!reachable)('AMQP calls go out together (pipelining)', () => {
     await conn.close();
     expect(() => conn.openChannel?.()).toThrow(/closed/);
     expect(await rejection(early!.channel.declareQueue({ name: queue, durable: false, exclusive: true, autoDelete: true, arguments: {}, passive: false }))).toBeInstanceOf(ChannelError);
+  });
+
+  it('a channel opened during a recovery with no channel number left fails as createChannel does: a recoverable ChannelError', async () => {
+    const conn = await amqpTransport.connect(params({ transportOptions: { channelMax: 1 } }), never);
+    transportConnections.push(conn);
+    await conn.createChannel(); // takes the only channel number (and teaches the confirm channel class)
+    const created = await rejection(conn.createChannel());
+    expect(created).toBeInstanceOf(ChannelError);
+    expect(created.recoverable).toBe(true);
+    let thrown: unknown;
+    try {
+      conn.openChannel?.();
+    } catch (error) {
+      thrown = error;
+    }
+    // A plain Error would end a recovering Channel for good (not recoverable) instead of retrying.
+    expect(thrown).toBeInstanceOf(ChannelError);
+    expect(thrown).toMatchObject({ recoverable: true });
+  });
+});
+
+describe.skipIf(!reachable)('AMQP publishes released during a restore', () => {
+  it('a publish released behind a restore the broker then refuses (recoverably) is sent again after the recovery, not failed with that refusal', async () => {
+    const conn = new Connection(`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`);
+    connections.push(conn);
+    const channel = await conn.channel();
+    const queue = unique('pipelined-locked');
+    const declaration = { name: queue, durable: false, exclusive: false, autoDelete: false, arguments: {}, passive: false };
+    await channel.declareQueue(declaration);
+    // Another connection takes the name as its exclusive queue: every restore of this
+    // channel is refused with 405 RESOURCE_LOCKED (recoverable) until it lets go.
+    const owner = await amqpTransport.connect(params(), never);
+    transportConnections.push(owner);
+    const admin = await owner.createChannel();
+    await admin.deleteQueue(queue);
+    await admin.declareQueue({ ...declaration, exclusive: true });
+
+    const states: string[] = [];
+    channel.on('state', ({ to }) => states.push(to));
+    await rejection(channel.declareQueue({ ...declaration, name: unique('pipelined-missing'), passive: true }));
+    for (let i = 0; i < 500 && !states.includes('retrying'); i++) await sleep(10);
+    expect(states).toContain('retrying');
+
+    // Waits for the channel; the next restore attempt releases it behind the refused queue.declare.
+    const published = channel.publish(Buffer.from('kept'), {}, '', queue, { confirm: true });
+    const settled = published.then(() => 'sent', (error: unknown) => error);
+    const attempts = states.filter((s) => s === 'retrying').length;
+    for (let i = 0; i < 1000 && states.filter((s) => s === 'retrying').length === attempts; i++) await sleep(10);
+    expect(states.filter((s) => s === 'retrying').length).toBeGreaterThan(attempts);
+
+    const recovered = new Promise<void>((resolve) => channel.once('recovered', () => resolve()));
+    await owner.close(); // the exclusive queue goes with its connection: the next restore succeeds
+    await recovered;
+    expect(await settled).toBe('sent');
+    try {
+      expect((await channel.get(queue, { noAck: true }))?.message.body.toString()).toBe('kept');
+    } finally {
+      await channel.deleteQueue(queue).catch(() => undefined);
+    }
   });
 });
