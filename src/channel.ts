@@ -249,6 +249,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
       if (done.status === 'rejected') throw done.reason;
       if (signal.aborted) throw new ChannelError('Channel recovery was cancelled.', { recoverable: true });
     } catch (error) {
+      // What the calls waiting for this channel fail with, should it now close for good.
+      if (error instanceof KombuError) this.#lastError = error;
       this.#routed = undefined;
       if (this.#current === channel) this.#current = undefined;
       await channel.close().catch(() => undefined);

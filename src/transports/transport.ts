@@ -184,8 +184,9 @@ export interface TransportChannelEvents {
  * One channel on a transport connection.
  *
  * Calls take effect in the order they are made, whether or not the earlier ones are answered
- * yet (AMQP: the broker reads a channel's frames in order). A refused call closes the channel,
- * and the calls made after it fail. A recovery relies on this to send its whole restore at once.
+ * yet (AMQP: the broker reads a channel's frames in order); only a publish made while the
+ * broker blocks the connection waits. A refused call closes the channel, and the calls made
+ * after it fail. A recovery relies on this to send its whole restore at once.
  */
 export interface TransportChannel extends EventEmitter<TransportChannelEvents> {
   readonly id: number;

@@ -294,9 +294,12 @@ describe('Channel recovery after a lost connection', () => {
       if (from === 'recovering') resolve(error);
     }));
     getMemoryBroker('refusal').dropConnections();
+    // A call waiting for the channel meanwhile fails with that refusal, not with the lost connection.
+    const waiting = channel.purgeQueue('first').then(() => undefined, (e: unknown) => e as { code: unknown; message: string });
     const error = await failed;
     expect(error?.code).toBe(406);
     expect(error?.message).toContain("queue 'refusal'");
+    expect(await waiting).toMatchObject({ code: 406, message: expect.stringContaining("queue 'refusal'") });
   });
 
   it('still ends the channel when the broker refuses the consumer restore itself', async () => {
