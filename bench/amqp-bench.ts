@@ -21,20 +21,16 @@ import { Connection, Consumer, measured, Producer, Queue } from './library.js';
 import { pythonKombu, pythonMemoryTable, type PythonKombu } from './kombu-peer.js';
 import { heapBreakdown } from './heap-breakdown.js';
 import { topologyBench } from './topology-bench.js';
-import { median, payload, quantile, run, sleep, table, type Row } from './lib.js';
+import { median, numberArg, payload, quantile, run, sleep, table, type Row } from './lib.js';
 
 const URL = process.env.BROKER_URL ?? 'amqp://guest:guest@127.0.0.1:5672//';
 const RAW_URL = URL.replace(/\/\/$/, '/%2F');
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const N = arg('messages', 50_000);
-const ROUNDS = arg('rounds', 3);
+const N = numberArg('messages', 50_000);
+const ROUNDS = numberArg('rounds', 3);
 // A recovery lasts milliseconds but varies by several (the broker's handshake, and the CPU
 // that rabbitmqctl's own VM takes on a small machine at that very moment): a median needs
 // more rounds than the throughput does.
-const RECOVERY_ROUNDS = arg('recovery-rounds', 15);
+const RECOVERY_ROUNDS = numberArg('recovery-rounds', 15);
 const WINDOW = 1000;
 const body = (seq: number) => payload(256, seq);
 const queueName = (tag: string) => `bench-${tag}-${process.pid}`;

@@ -11,15 +11,10 @@
  */
 import genericPool from 'generic-pool';
 import { Connection, resetMemoryBrokers } from './library.js';
-import { median, table, type Row } from './lib.js';
+import { median, numberArg, table, type Row } from './lib.js';
 
-const arg = (name: string, fallback: number): number => {
-  const index = process.argv.indexOf(`--${name}`);
-  const value = index >= 0 ? Number(process.argv[index + 1]) : NaN;
-  return Number.isFinite(value) ? value : fallback;
-};
-const ROUNDS = arg('rounds', 7);
-const OPS = arg('ops', 200_000);
+const ROUNDS = numberArg('rounds', 7);
+const OPS = numberArg('ops', 200_000);
 const LIMIT = 5;
 
 interface Subject {

@@ -23,17 +23,13 @@ import amqplib from 'amqplib';
 import acm from 'amqp-connection-manager';
 import { Connection, Consumer, Exchange, Queue } from './library.js';
 import { pythonKombu, type PythonKombu } from './kombu-peer.js';
-import { median, quantile, sleep, table } from './lib.js';
+import { median, numberArg, quantile, sleep, table } from './lib.js';
 
 const BROKER_PORT = 5672;
 const RAW_URL = `amqp://guest:guest@127.0.0.1:${BROKER_PORT}/%2F`;
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const ROUNDS = arg('rounds', 7);
-const QUEUES = arg('queues', 10);
-const DELAY = arg('delay', 1);
+const ROUNDS = numberArg('rounds', 7);
+const QUEUES = numberArg('queues', 10);
+const DELAY = numberArg('delay', 1);
 
 /** A TCP proxy to the broker that delays each chunk by `delay` ms each way, in order, and can cut every link. */
 async function delayProxy(delay: number) {
