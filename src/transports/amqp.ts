@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import {
   ChannelError, ConfigurationError, ConnectionClosed, ConnectionError, ConnectTimeout, DriverMissingError, KombuError,
 } from '../errors.js';
-import { afterSeconds } from '../seconds.js';
+import { afterSeconds, checkCount, checkSeconds } from '../seconds.js';
 import { AmqpConnection } from './amqp-connection.js';
 import { type BrokerInfo, mapOpenError } from './amqp-errors.js';
 import { loadTlsOptions } from './tls-options.js';
@@ -84,6 +84,15 @@ function numberOption(options: Readonly<Record<string, unknown>>, key: string): 
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
+/** The numeric transport options, checked before anything is opened: a wrong one is a ConfigurationError, not a quirk at close time. */
+function checkTransportOptions(transportOptions: Readonly<Record<string, unknown>>): void {
+  checkSeconds(transportOptions['closeTimeout'], 'transportOptions.closeTimeout');
+  for (const key of ['frameMax', 'channelMax']) {
+    const value = transportOptions[key];
+    if (value !== undefined) checkCount(typeof value === 'number' ? value : NaN, `transportOptions.${key}`);
+  }
+}
+
 /**
  * Runs `open` (which must create its TCP socket synchronously, as amqplib's connect does) and
  * returns its result with the socket it created, taken from Node's `net.client.socket`
@@ -127,6 +136,7 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 async function connect(options: AmqpTransportOptions, params: ConnectParams, signal: AbortSignal): Promise<AmqpConnection> {
+  checkTransportOptions(params.transportOptions);
   let amqp: AmqplibModule;
   try {
     amqp = options.load ? await options.load() : (amqplib ?? (await loadAmqplib()));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  AccessRefused, ChannelError, ConnectionError, DriverMissingError, HeartbeatTimeout, KombuError,
+  AccessRefused, ChannelError, ConfigurationError, ConnectionError, DriverMissingError, HeartbeatTimeout, KombuError,
 } from '../../../src/errors.js';
 import { type BrokerInfo, mapChannelError, mapConnectionError, mapOpenError, methodName, overtaken, refusedPublishExchange } from '../../../src/transports/amqp-errors.js';
 import { createAmqpTransport } from '../../../src/transports/amqp.js';
@@ -188,6 +188,29 @@ describe('amqp transport without amqplib', () => {
     const error = await transport.connect(params, new AbortController().signal).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DriverMissingError);
     expect((error as Error).message).toBe('The amqp transport needs amqplib: npm install amqplib');
+  });
+});
+
+describe('amqp transport options', () => {
+  it('a negative closeTimeout or a fractional frameMax is a ConfigurationError before any socket opens', async () => {
+    let loaded = 0;
+    const transport = createAmqpTransport({
+      name: 'amqp', defaultPort: 5672, tls: false,
+      load: () => {
+        loaded++;
+        return Promise.reject(new Error('not to be reached'));
+      },
+    });
+    const params = (transportOptions: Record<string, unknown>): ConnectParams => ({
+      hostname: 'h', port: undefined, userid: undefined, password: undefined, virtualHost: undefined, ssl: false,
+      connectTimeout: 1, heartbeat: 0, loginMethod: undefined, transportOptions, connectionName: 't',
+    });
+    for (const options of [{ closeTimeout: -1 }, { closeTimeout: 'soon' }, { frameMax: 4096.5 }, { channelMax: -2 }]) {
+      const error = await transport.connect(params(options), new AbortController().signal).catch((e: unknown) => e);
+      expect(error, JSON.stringify(options)).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toContain(`transportOptions.${Object.keys(options)[0]}`);
+    }
+    expect(loaded).toBe(0);
   });
 });
 
