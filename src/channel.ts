@@ -336,9 +336,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const queue = this.#registry?.queueOf(consumerTag);
     if (queue === undefined) return;
     this.#tell('consumerCancelled', { consumerTag, queue });
-    this.#declared
-      .resume(channel, consumerTag, (onMessage) => this.#wrap(onMessage))
-      .catch((error: unknown) => this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error })));
+    this.#declared.resume(channel, consumerTag, (onMessage) => this.#wrap(onMessage)).catch((error: unknown) => {
+      // The channel or its connection was lost under the resume: the consumer is still
+      // registered, and the recovery that follows restores it. Only a refusal is news.
+      if (error instanceof KombuError && error.recoverable) return;
+      this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error }));
+    });
   }
 
   /**

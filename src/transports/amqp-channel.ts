@@ -28,6 +28,7 @@ import { ChannelError, type KombuError, MessageNacked, OperationalError } from '
 import { Latch } from '../latch.js';
 import { afterSeconds } from '../seconds.js';
 import { AckBatch } from './amqp-acks.js';
+import { callsHeld, holdPublish } from './amqplib-pipelining.js';
 import { mapChannelError, overtaken, refusedPublishExchange, rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
 import type {
@@ -191,26 +192,43 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     // One promise per publish, settled by amqplib's confirm callback (or by the write when
     // confirms are off): this is the hot path, so no async frames are stacked on it.
     return new Promise<void>((resolve, reject) => {
-      let written: boolean;
-      try {
-        written = options.confirm === true
-          ? this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => {
-            if (error === null || error === undefined) resolve();
-            else this.#confirmError(error, exchange).then(reject, reject);
-          })
-          : this.#ch.publish(exchange, routingKey, body, publishOptions);
-      } catch (error) {
-        reject(this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError('publish'));
+      const confirm = options.confirm === true;
+      if (!callsHeld(this.#ch)) {
+        this.#send(body, publishOptions, exchange, routingKey, confirm, resolve, reject);
         return;
       }
-      if (!written) this.#drain ??= new Promise<void>((release) => (this.#drained = release));
-      if (options.confirm === true) return;
-      if (written) resolve();
-      else {
-        // Closed before the buffer drained: the message may never have left.
-        this.#drain?.then(() => (this.#open ? resolve() : reject(this.#closedError('publish'))), reject);
-      }
+      // Calls made before it and held by the pipeline take effect first (its queue, its binding).
+      holdPublish(this.#ch, (ended) => {
+        // The channel ended under the calls held before it: it never left.
+        if (ended) this.#confirmError(ended, exchange).then(reject, reject);
+        else this.#send(body, publishOptions, exchange, routingKey, confirm, resolve, reject);
+      });
     });
+  }
+
+  #send(
+    body: Buffer, publishOptions: ReturnType<typeof toPublishOptions>, exchange: string, routingKey: string, confirm: boolean,
+    resolve: () => void, reject: (error: unknown) => void,
+  ): void {
+    let written: boolean;
+    try {
+      written = confirm
+        ? this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => {
+          if (error === null || error === undefined) resolve();
+          else this.#confirmError(error, exchange).then(reject, reject);
+        })
+        : this.#ch.publish(exchange, routingKey, body, publishOptions);
+    } catch (error) {
+      reject(this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError('publish'));
+      return;
+    }
+    if (!written) this.#drain ??= new Promise<void>((release) => (this.#drained = release));
+    if (confirm) return;
+    if (written) resolve();
+    else {
+      // Closed before the buffer drained: the message may never have left.
+      this.#drain?.then(() => (this.#open ? resolve() : reject(this.#closedError('publish'))), reject);
+    }
   }
 
   async get(queue: string, options: { noAck: boolean }): Promise<RawMessage | undefined> {

@@ -15,11 +15,17 @@ interface Sent {
   fields: Record<string, unknown>;
 }
 /** A call not sent yet: it waits for the late answers in flight. */
-interface Held {
+interface HeldCall {
   method: number;
   fields: Record<string, unknown>;
   reply: Reply;
 }
+/** A publish made behind held calls: `send` publishes it once they are sent, or fails it with why they never will be. */
+interface HeldPublish {
+  send: (error?: Error) => void;
+}
+type Held = HeldCall | HeldPublish;
+const isPublish = (held: Held): held is HeldPublish => 'send' in held;
 /** A channel's answers still awaited, in the order its calls were sent, the calls held back, and the one dispatcher amqplib calls for each answer. */
 interface Pipeline {
   replies: Sent[];
@@ -49,7 +55,9 @@ const BASIC_CANCEL = (60 << 16) | 30;
  * calls sent after them first (a queue.declare behind a consume gets its declare-ok before the
  * consume-ok). Their oks keep their order among themselves (each is queued before the next
  * consume or cancel is handled), so consumes and cancels go out together; any other call
- * behind them, and everything after it, is held until their answers are in.
+ * behind them, and everything after it, is held until their answers are in. Publishes made
+ * behind a held call are held with it (see {@link holdPublish}): the calls must take effect
+ * before them. Acks are not held: an ack depends on no declaration.
  *
  * `sendOrEnqueue` is replaced on this channel only (other amqplib users in the process are
  * untouched): with no call in flight it does what amqplib does; with one in flight it sends at
@@ -112,10 +120,34 @@ function send(channel: ChannelInternals, pipeline: Pipeline, method: number, fie
   }
 }
 
-/** Sends the held calls the late answers in flight no longer hold back; one that cannot be sent fails through its callback. */
+/** True while calls made on `channel` are held (see {@link pipelineCalls}): a publish made now goes through {@link holdPublish}. */
+export function callsHeld(channel: ConfirmChannel): boolean {
+  return (pipelines.get(channel as unknown as ChannelInternals)?.held.length ?? 0) > 0;
+}
+
+/**
+ * Holds a publish made while calls are held (see {@link callsHeld}): `send` runs once the
+ * calls made before it are sent, or with an error should the channel end first.
+ *
+ * A publish is no call (nothing answers it), so nothing holds it for its own sake; but the
+ * broker routes it when it reads it, and a queue.declare or queue.bind made before it and held
+ * must take effect first: a publish overtaking them finds no queue and is dropped, confirmed
+ * all the same. The whole publish is held, amqplib's confirm bookkeeping included, so that
+ * its confirm keeps its place among the channel's publishes.
+ */
+export function holdPublish(channel: ConfirmChannel, send: (ended?: Error) => void): void {
+  pipelines.get(channel as unknown as ChannelInternals)?.held.push({ send });
+}
+
+/** Sends the held calls and publishes the late answers in flight no longer hold back; a call that cannot be sent fails through its callback. */
 function release(channel: ChannelInternals, pipeline: Pipeline): void {
   while (pipeline.held.length > 0) {
     const next = pipeline.held[0]!;
+    if (isPublish(next)) {
+      pipeline.held.shift();
+      next.send();
+      continue;
+    }
     const late = next.method === BASIC_CONSUME || next.method === BASIC_CANCEL;
     if (!late && pipeline.late > 0) return;
     pipeline.held.shift();
@@ -154,7 +186,11 @@ function dispatcher(channel: ChannelInternals): Reply {
       // The channel ended (closed by the broker: `error` is its close frame) or is ending.
       pipelines.delete(channel);
       const [refused] = pipeline.replies.splice(refusedCall(pipeline.replies, error), 1);
-      for (const { reply } of [...pipeline.replies.splice(0), ...pipeline.held.splice(0)]) reply(new Error(CHANNEL_ENDED));
+      for (const { reply } of pipeline.replies.splice(0)) reply(new Error(CHANNEL_ENDED));
+      for (const held of pipeline.held.splice(0)) {
+        if (isPublish(held)) held.send(new Error(CHANNEL_ENDED));
+        else held.reply(new Error(CHANNEL_ENDED));
+      }
       return refused?.reply(error);
     }
     const oldest = pipeline.replies.shift();
