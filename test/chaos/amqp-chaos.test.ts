@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Connection, Consumer, Producer, Queue } from '../../src/index.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { rabbitmqctl, requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
+import { rabbitmqctl, requireRabbitmq, sleep, unique, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-chaos.test');
 const MESSAGES = 10_000;
@@ -18,7 +18,7 @@ const WINDOW = 200;
 describe.skipIf(!reachable)('chaos: confirmed publishing through cuts and forced closes', () => {
   const queueName = unique('chaos');
   afterAll(async () => {
-    const conn = new Connection('amqp://guest:guest@127.0.0.1:5672//');
+    const conn = new Connection(`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`);
     await (await conn.channel()).deleteQueue(queueName).catch(() => undefined);
     await conn.close();
   });
@@ -26,7 +26,7 @@ describe.skipIf(!reachable)('chaos: confirmed publishing through cuts and forced
   it(`every confirmed message of ${MESSAGES} arrives through ${CUTS} cuts`, async () => {
     const resources = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'Timeout').length;
     const baseline = resources();
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     const url = `amqp://guest:guest@127.0.0.1:${proxy.port}//`;
     const retryPolicy = { intervalStart: 0.05, intervalStep: 0.05, intervalMax: 0.2 };
     const publisher = new Connection(url, { retryPolicy, connectionName: 'chaos publisher' });

@@ -4,10 +4,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection, ConnectionClosed, ConnectionError } from '../../src/index.js';
-import { requireRabbitmq } from '../helpers/rabbitmq.js';
+import { requireRabbitmq, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-close.test');
-const URL = 'amqp://guest:guest@127.0.0.1:5672//';
+const URL = `amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`;
 const opened: Connection[] = [];
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 

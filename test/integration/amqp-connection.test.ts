@@ -6,10 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { AccessRefused, ChannelError, Connection, type Channel } from '../../src/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { rabbitmqctl, requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
+import { rabbitmqctl, requireRabbitmq, sleep, unique, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-connection.test');
-const URL = 'amqp://guest:guest@127.0.0.1:5672//';
+const URL = `amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`;
 const opened: Connection[] = [];
 const proxies: FaultProxy[] = [];
 const fast = { intervalStart: 0.05, intervalStep: 0.05, intervalMax: 0.2 };
@@ -37,7 +37,7 @@ afterEach(async () => {
 
 describe.skipIf(!reachable)('Connection on RabbitMQ', () => {
   it('wrong password fails in one attempt with AccessRefused, never retried', async () => {
-    const conn = connection('amqp://guest:wrong-password@127.0.0.1:5672//');
+    const conn = connection(`amqp://guest:wrong-password@127.0.0.1:${RABBITMQ_PORT}//`);
     const attempts: number[] = [];
     conn.on('state', ({ to, attempt }) => to === 'connecting' && attempts.push(attempt));
     const error = await conn.ensureConnection().catch((e: unknown) => e as Error);
@@ -48,20 +48,20 @@ describe.skipIf(!reachable)('Connection on RabbitMQ', () => {
   });
 
   it('unknown vhost fails in one attempt with AccessRefused', async () => {
-    const conn = connection('amqp://guest:guest@127.0.0.1:5672/no-such-vhost');
+    const conn = connection(`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}/no-such-vhost`);
     await expect(conn.ensureConnection()).rejects.toBeInstanceOf(AccessRefused);
   });
 
   it('fails over from a refusing port to the real broker', async () => {
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     proxies.push(proxy);
     proxy.refuse(true);
     const conn = connection(`amqp://guest:guest@127.0.0.1:${proxy.port}//;${URL}`);
     const failovers: string[] = [];
     conn.on('failover', ({ from, to }) => failovers.push(`${from} -> ${to}`));
     await conn.connect();
-    expect(failovers).toEqual([`amqp://guest:**@127.0.0.1:${proxy.port}// -> amqp://guest:**@127.0.0.1:5672//`]);
-    expect(conn.port).toBe(5672);
+    expect(failovers).toEqual([`amqp://guest:**@127.0.0.1:${proxy.port}// -> amqp://guest:**@127.0.0.1:${RABBITMQ_PORT}//`]);
+    expect(conn.port).toBe(RABBITMQ_PORT);
   });
 
   it('a channel error (missing exchange, redeclare with other arguments) keeps the connection up; the channel reopens', async () => {
@@ -106,7 +106,7 @@ describe.skipIf(!reachable)('Connection on RabbitMQ', () => {
   });
 
   it('notices a stalled broker (TCP open, no bytes) within the heartbeat bound and reconnects', async () => {
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     proxies.push(proxy);
     const conn = connection(`amqp://guest:guest@127.0.0.1:${proxy.port}//;${URL}`, { heartbeat: 2 });
     await conn.connect();

@@ -4,10 +4,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, Connection, Consumer, Queue } from '../../src/index.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
+import { requireRabbitmq, sleep, unique, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-corners.test');
-const URL = 'amqp://guest:guest@127.0.0.1:5672//';
+const URL = `amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`;
 const opened: Connection[] = [];
 function connection(url = URL, options: ConstructorParameters<typeof Connection>[1] = {}): Connection {
   const conn = new Connection(url, { retryPolicy: { intervalStart: 0.05, intervalStep: 0.05, intervalMax: 0.2 }, ...options });
@@ -80,7 +80,7 @@ describe.skipIf(!reachable)('AMQP review (RabbitMQ)', () => {
   });
 
   it('Consumer.cancel() as the connection drops resolves, and none of its consumers comes back with the recovery', async () => {
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     try {
       const conn = connection(`amqp://guest:guest@127.0.0.1:${proxy.port}//`, { retryPolicy: { intervalStart: 0, intervalStep: 0, intervalMax: 0 } });
       const channel = await conn.channel();

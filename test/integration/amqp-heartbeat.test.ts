@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection } from '../../src/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { requireRabbitmq, sleep } from '../helpers/rabbitmq.js';
+import { requireRabbitmq, sleep, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-heartbeat.test');
 const opened: Connection[] = [];
@@ -33,7 +33,7 @@ function stallAfterNextByte(conn: Connection, proxy: FaultProxy): Promise<number
 
 describe.skipIf(!reachable)('heartbeats on RabbitMQ', () => {
   it('heartbeat 1.5 s: no false alarm over three idle heartbeats, and a stall is noticed within 1.25 heartbeats', async () => {
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     proxies.push(proxy);
     const conn = new Connection(`amqp://guest:guest@127.0.0.1:${proxy.port}//`, { heartbeat: 1.5, heartbeatRate: 10, retryPolicy: fast });
     opened.push(conn);
@@ -50,7 +50,7 @@ describe.skipIf(!reachable)('heartbeats on RabbitMQ', () => {
   });
 
   it('?heartbeat=2 on the second broker of "a;b": a stall there is noticed within 2.5 s', async () => {
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     proxies.push(proxy);
     const conn = new Connection(`amqp://guest:guest@127.0.0.1:1//;amqp://guest:guest@127.0.0.1:${proxy.port}//?heartbeat=2`, { retryPolicy: fast });
     opened.push(conn);

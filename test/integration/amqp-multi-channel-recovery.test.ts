@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Connection, type Channel } from '../../src/index.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { rabbitmqctl, requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
+import { rabbitmqctl, requireRabbitmq, sleep, unique, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 
 const reachable = await requireRabbitmq('amqp-multi-channel-recovery.test');
 const opened: Connection[] = [];
@@ -104,7 +104,7 @@ async function cleanUp(setup: Setup): Promise<void> {
 
 describe.skipIf(!reachable)('recovery of 3 channels with qos and 2 consumers each (RabbitMQ)', () => {
   it('after rabbitmqctl close_all_connections, twice', async () => {
-    const setup = await setUp('amqp://guest:guest@127.0.0.1:5672//', `multi-recovery-${process.pid}`);
+    const setup = await setUp(`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`, `multi-recovery-${process.pid}`);
     await expectOneConsumerEach(setup);
     await publishAndReceiveOnce(setup, 'before');
     for (const round of [1, 2]) {
@@ -120,7 +120,7 @@ describe.skipIf(!reachable)('recovery of 3 channels with qos and 2 consumers eac
   });
 
   it('after fault-proxy cuts, twice', async () => {
-    const proxy = await startFaultProxy({ targetPort: 5672 });
+    const proxy = await startFaultProxy({ targetPort: RABBITMQ_PORT });
     proxies.push(proxy);
     const setup = await setUp(`amqp://guest:guest@127.0.0.1:${proxy.port}//`, `multi-recovery-proxy-${process.pid}`);
     await expectOneConsumerEach(setup);

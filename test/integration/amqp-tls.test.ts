@@ -13,7 +13,7 @@ import { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AccessRefused, Connection, ConnectionError, Exchange, Queue } from '../../src/index.js';
 import type { ConnectionOptions } from '../../src/index.js';
-import { requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
+import { requireRabbitmq, sleep, unique, RABBITMQ_PORT } from '../helpers/rabbitmq.js';
 import {
   brokerSideConnection, enableExternalAuth, probeRabbitmqTls, startTlsListeners, type TlsListeners,
 } from '../helpers/rabbitmq-tls.js';
@@ -153,7 +153,7 @@ describe.skipIf(!support.tls)('amqps:// on RabbitMQ (a TLS listener started for 
 
   it('amqps:// to the plain AMQP port fails in one attempt: the port does not speak TLS', async () => {
     await expectTlsFailure(
-      connection(`amqps://guest:${PASSWORD}@127.0.0.1:5672//`, { ssl: { ca: [certs.caPem] } }),
+      connection(`amqps://guest:${PASSWORD}@127.0.0.1:${RABBITMQ_PORT}//`, { ssl: { ca: [certs.caPem] } }),
       'ERR_SSL_WRONG_VERSION_NUMBER', 'the port does not speak TLS',
     );
   });
@@ -249,8 +249,8 @@ describe.skipIf(!support.tls)('amqps:// on RabbitMQ (a TLS listener started for 
 describe.skipIf(!reachable)('loginMethod on the plain AMQP port', () => {
   it('AMQPLAIN logs in (option and URL query)', async () => {
     for (const [url, options] of [
-      ['amqp://guest:guest@127.0.0.1:5672//', { loginMethod: 'AMQPLAIN' }],
-      ['amqp://guest:guest@127.0.0.1:5672//?login_method=AMQPLAIN', {}],
+      [`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`, { loginMethod: 'AMQPLAIN' }],
+      [`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//?login_method=AMQPLAIN`, {}],
     ] as const) {
       const name = `kombu-ts-tls-test-${randomUUID()}`;
       const conn = connection(url, { ...options, connectionName: name });
@@ -260,10 +260,10 @@ describe.skipIf(!reachable)('loginMethod on the plain AMQP port', () => {
   });
 
   it('EXTERNAL where the broker does not offer it: AccessRefused in one attempt, naming loginMethod', async () => {
-    const { error, attempts, ms } = await failure(connection('amqp://guest:guest@127.0.0.1:5672//', { loginMethod: 'EXTERNAL' }));
+    const { error, attempts, ms } = await failure(connection(`amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`, { loginMethod: 'EXTERNAL' }));
     expect(error).toBeInstanceOf(AccessRefused);
     expect(error).toMatchObject({ recoverable: false });
-    expect(error.message).toBe('SASL mechanism EXTERNAL is not provided by the server (amqp://127.0.0.1:5672/); choose another loginMethod');
+    expect(error.message).toBe(`SASL mechanism EXTERNAL is not provided by the server (amqp://127.0.0.1:${RABBITMQ_PORT}/); choose another loginMethod`);
     expect(attempts).toEqual([1]);
     expect(ms).toBeLessThan(2000);
   });

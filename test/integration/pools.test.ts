@@ -170,7 +170,7 @@ describe.skipIf(!reachable)('pools under load and a cut (RabbitMQ)', () => {
   it(`${USERS} users share ${LIMIT} connections through rabbitmqctl close_all_connections`, async () => {
     const connectionName = `kombu-ts-test-pools-${randomUUID()}`;
     await scenario({
-      url: 'amqp://guest:guest@127.0.0.1:5672//',
+      url: `amqp://guest:guest@127.0.0.1:${RABBITMQ_PORT}//`,
       connectionName,
       cut: async () => {
         await rabbitmqctl('close_all_connections', 'test');
