@@ -14,6 +14,7 @@
  * (throughput, heap) and kombu-ts (recovery).
  *
  *   node --expose-gc --import tsx bench/amqp-bench.ts [--messages 50000] [--rounds 3] [--recovery-rounds 15]
+ *     [--only throughput,recovery,topology,heap]
  */
 import amqplib from 'amqplib';
 import acm from 'amqp-connection-manager';
@@ -345,10 +346,22 @@ async function heap(py: PythonKombu | undefined): Promise<string[]> {
   return [await heapBreakdown(), ...(py ? [await pythonMemoryTable(py, 50)] : [])];
 }
 
+/** `--only throughput,recovery,topology,heap`: the parts to run (default all). */
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  return i > 0 ? new Set((process.argv[i + 1] ?? '').split(',')) : undefined;
+})();
+const part = (name: string): boolean => !ONLY || ONLY.has(name);
+
 export async function amqpBench(): Promise<string[]> {
   console.log(`AMQP benchmark against ${URL.replace(/:[^:@/]*@/, ':**@')}: ${N} messages, ${ROUNDS} rounds; kombu-ts: ${measured}`);
   const py = await pythonKombu(N);
-  return [...(await throughput(py)), ...(await recovery(py)), await topologyBench(py), ...(await heap(py))];
+  return [
+    ...(part('throughput') ? await throughput(py) : []),
+    ...(part('recovery') ? await recovery(py) : []),
+    ...(part('topology') ? [await topologyBench(py)] : []),
+    ...(part('heap') ? await heap(py) : []),
+  ];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
