@@ -185,19 +185,33 @@ const RESTORE_METHODS = new Set([0x14000a, 0x55000a, 0x28000a, 0x32000a, 0x32001
  * Otherwise the first error; an irrecoverable broker error in it that names another method
  * (an ack of an unknown delivery tag, a publish to a missing exchange) was provoked by traffic
  * on the new channel, not by the restore: the channel was lost, and recovers again.
+ *
+ * One refusal of the restore passes with time: an exclusive consumer refused because its
+ * queue is "in exclusive use" (403 on basic.consume). After a network partition the broker
+ * still holds the previous connection, and its exclusive consumer, until its own heartbeat
+ * check drops it; the restore is tried again (with the channel's backoff) until then.
  */
 export function restoreFailure(errors: readonly unknown[]): unknown {
   const refusal = errors.find((error) => error instanceof ChannelError && !error.recoverable && refusedRestore(error));
-  if (refusal) return refusal;
+  if (refusal) return exclusiveUse(refusal as ChannelError) ? recoverable(refusal as ChannelError) : refusal;
   const error = errors[0];
   if (!(error instanceof ChannelError) || error.recoverable || error.classId === undefined) return error;
+  return recoverable(error);
+}
+
+function recoverable(error: ChannelError): ChannelError {
   return new ChannelError(error.message, {
     cause: error,
     recoverable: true,
     ...(error.code === undefined ? {} : { code: error.code }),
-    classId: error.classId,
+    ...(error.classId === undefined ? {} : { classId: error.classId }),
     ...(error.methodId === undefined ? {} : { methodId: error.methodId }),
   });
+}
+
+/** RabbitMQ's refusal of an exclusive consumer while another consumer holds the queue. */
+function exclusiveUse(error: ChannelError): boolean {
+  return error.code === 403 && error.classId === 60 && error.methodId === 20 && error.message.includes('in exclusive use');
 }
 
 function refusedRestore(error: ChannelError): boolean {

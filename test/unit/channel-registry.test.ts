@@ -108,6 +108,15 @@ describe('restoreFailure', () => {
     }
   });
 
+  it('retries a consumer refused because its queue is in exclusive use (the old connection the broker still holds)', () => {
+    const inUse = new ChannelError("Channel 1 closed by the broker (403 ACCESS_REFUSED, on basic.consume): ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use", {
+      code: 403, classId: 60, methodId: 20, recoverable: false,
+    });
+    expect(restoreFailure([inUse])).toMatchObject({ recoverable: true, code: 403, classId: 60, methodId: 20 });
+    // Any other 403 on basic.consume stays final.
+    expect(restoreFailure([refusal(60, 20, 403)])).toMatchObject({ recoverable: false });
+  });
+
   it('leaves connection errors and errors naming no method as they are', () => {
     const lost = new ConnectionError('lost');
     expect(restoreFailure([lost])).toBe(lost);
