@@ -7,11 +7,12 @@
  * fault proxy, which is what the broker's view of a partition looks like.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Connection, type Channel, type ChannelState } from '../../src/index.js';
+import { Connection } from '../../src/index.js';
 import { amqpTransport } from '../../src/transports/amqp.js';
 import type { TransportChannel, TransportConnection } from '../../src/transports/transport.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { never, params, RABBITMQ_PORT, requireRabbitmq, sleep, unique } from '../helpers/rabbitmq.js';
+import { reaches } from '../helpers/channel-states.js';
 
 const reachable = await requireRabbitmq('amqp-exclusive-recovery.test');
 const closing: { close(): Promise<void> }[] = [];
@@ -20,16 +21,6 @@ afterEach(async () => {
   for (const each of closing.splice(0).reverse()) await each.close().catch(() => undefined);
 });
 
-function reaches(channel: Channel, state: ChannelState): Promise<void> {
-  return new Promise((resolve) => {
-    const on = ({ to }: { to: ChannelState }): void => {
-      if (to !== state) return;
-      channel.off('state', on);
-      resolve();
-    };
-    channel.on('state', on);
-  });
-}
 
 /** Takes `queue` with an exclusive consumer on `conn`, trying until the broker lets it (the previous holder gone). */
 async function takeExclusively(conn: TransportConnection, queue: string): Promise<{ channel: TransportChannel; tag: string }> {

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ChannelError, Connection, type Channel, type ChannelState } from '../../src/index.js';
 import { getMemoryBroker, memoryTransport, resetMemoryBrokers } from '../../src/transports/memory.js';
 import type { ConsumeOptions, QueueDeclaration, RawMessage, Transport, TransportChannel } from '../../src/transports/transport.js';
+import { reaches } from '../helpers/channel-states.js';
 
 /** memory:// whose channels hold each `consume` on a held queue until released (or fail it). */
 function holdingTransport() {
@@ -74,16 +75,6 @@ const turns = async (n: number): Promise<void> => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-function reaches(channel: Channel, state: ChannelState): Promise<void> {
-  return new Promise((resolve) => {
-    const on = ({ to }: { to: ChannelState }): void => {
-      if (to !== state) return;
-      channel.off('state', on);
-      resolve();
-    };
-    channel.on('state', on);
-  });
-}
 
 /**
  * A channel on memory://`name` consuming queue `name` (no acks), whose connection was just
