@@ -5,7 +5,7 @@
  * and without flow control). Also a consumer resumed after the broker cancelled it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChannelError, Connection, type Channel, type ChannelState } from '../../src/index.js';
+import { ChannelError, Connection, type ChannelState } from '../../src/index.js';
 import { getMemoryBroker, memoryTransport, resetMemoryBrokers } from '../../src/transports/memory.js';
 import type { ConsumeOptions, QueueDeclaration, RawMessage, Transport, TransportChannel } from '../../src/transports/transport.js';
 import { reaches } from '../helpers/channel-states.js';
