@@ -108,7 +108,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.#blocked = context.blocked;
       if (context.blocked) events.push(['blocked', { reason: context.blockedReason ?? 'flow control' }]);
       else {
-        for (const channel of this.#link.channels) channel.unblocked();
+        for (const channel of this.#link.channels) channel.release();
         events.push(['unblocked', undefined]);
       }
     }
