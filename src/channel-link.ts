@@ -13,16 +13,24 @@
  * recovers again, as it would from `open`, instead of counting as a refused restore that ends
  * it (channel-registry.ts).
  *
- * Why a class of its own: it keeps channel.ts to the public facade (declarations, publish and
- * its waiting, consume, ack), as connection-link.ts does for connection.ts. The actor's
+ * The calls waiting for the channel to be usable (Channel's `whenOpen`, `whenWritable`,
+ * channel-waiters.ts) wait here too: they wait for the transport channel this link holds, and
+ * are released when it opens, when a recovery has restored its routing (`routed`), or when
+ * the broker unblocks the connection.
+ *
+ * Why a class of its own: it keeps channel.ts to the public facade (declarations, publish,
+ * consume, ack), as connection-link.ts does for connection.ts. The actor's
  * implementations are shared by every channel (connection-driver.ts) and reach this link
  * through `channel.link`; the transport listeners are prototype methods registered with the
  * link as their context, so a channel costs this one small object, no closures. The facade's
  * hot path reads `current` and `epoch` straight from here.
  */
 import { summarizeError } from '../machines/index.js';
-import type { Channel, ChannelEvents, ChannelHost, DeliveryHandler } from './channel.js';
-import { ChannelError, ConnectionError, KombuError } from './errors.js';
+import type { Channel } from './channel.js';
+import type { ChannelEvents, ChannelHost, DeliveryHandler } from './channel-types.js';
+import { ChannelWaiters } from './channel-waiters.js';
+import { ChannelError, ConnectionError, IllegalStateError, KombuError } from './errors.js';
+import { checkSeconds } from './seconds.js';
 import type { RawMessage, ReturnedMessage, TransportChannel } from './transports/transport.js';
 
 /**
@@ -44,6 +52,8 @@ export class ChannelLink {
   lastError: KombuError | undefined;
   /** The transport channel {@link watch} listens to. */
   #watched: TransportChannel | undefined;
+  /** Calls waiting for the channel to be usable; made when the first one waits. */
+  #waiters: ChannelWaiters | undefined;
 
   constructor(
     readonly channel: Channel,
@@ -77,7 +87,7 @@ export class ChannelLink {
     const routed = (): void => {
       if (signal.aborted || !recover) return;
       this.routed = channel;
-      this.channel.release();
+      this.release();
     };
     try {
       const restored = registry ? registry.restore(channel, (onMessage) => this.wrap(onMessage), routed) : Promise.resolve(routed());
@@ -206,5 +216,83 @@ export class ChannelLink {
         this.host.notifyDelivery();
       }
     };
+  }
+
+  // --- The calls waiting for a usable transport channel (Channel's whenOpen, whenWritable) ---
+
+  /** Publishes waiting for the channel to come back. */
+  get buffered(): number {
+    return this.#waiters?.buffered ?? 0;
+  }
+
+  /**
+   * Hands the open transport channel to the waiters (publishes only if the connection is not
+   * blocked): when the channel opens, when the broker unblocks the connection, and when a
+   * recovery has restored routing (`routed`). While recovering, only the publishes at the head
+   * of the line go: the broker may have unblocked the connection after they were held.
+   */
+  release(): void {
+    const current = this.current;
+    if (!current || !this.#waiters) return;
+    const state = this.channel.state;
+    if (state === 'recovering') {
+      const routed = this.#publishable();
+      if (!routed) return;
+      this.#waiters.releasePublishes(routed);
+    } else if (state === 'open') {
+      this.#waiters.release(current, this.host.isBlocked());
+    } else {
+      return;
+    }
+    // No one left waiting: later publishes may go straight on (see whenWritable).
+    if (this.#waiters.empty) this.#waiters = undefined;
+  }
+
+  /** While recovering: the new transport channel once its routing is restored, if publishes may go on it (open, not blocked). */
+  #publishable(): TransportChannel | undefined {
+    const routed = this.routed;
+    if (this.channel.state !== 'recovering' || !routed || routed !== this.current || !routed.isOpen || this.host.isBlocked()) return undefined;
+    return routed;
+  }
+
+  /** Channel.whenOpen: the open transport channel, waiting through recovery; rejects once closed. */
+  whenOpen(): Promise<TransportChannel> {
+    const current = this.current;
+    const state = this.channel.state;
+    if (state === 'open' && current?.isOpen) return Promise.resolve(current);
+    if (state === 'closed' || state === 'closing') {
+      return Promise.reject(new IllegalStateError(`Channel ${this.channel.channelId} is ${state}.`, state));
+    }
+    const failure = this.host.failure();
+    if (failure) return Promise.reject(failure);
+    return (this.#waiters ??= new ChannelWaiters(this.channel.channelId)).operation();
+  }
+
+  /** Channel.whenWritable: the open transport channel, a publish waiting for it bounded by `maxBuffered` and `timeout`. */
+  whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined }): Promise<TransportChannel> {
+    try {
+      checkSeconds(options.timeout, 'publish timeout');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const current = this.current;
+    const state = this.channel.state;
+    if (state === 'open' && current?.isOpen && !this.host.isBlocked()) return Promise.resolve(current);
+    // Recovering, routing restored, consumers not yet: a publish goes unless an operation waits before it.
+    const routed = this.#waiters ? undefined : this.#publishable();
+    if (routed) return Promise.resolve(routed);
+    if (state === 'closed' || state === 'closing') {
+      return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channel.channelId} is ${state}.`, state));
+    }
+    const failure = this.host.failure();
+    if (failure) return Promise.reject(failure);
+    return (this.#waiters ??= new ChannelWaiters(this.channel.channelId)).publish(options);
+  }
+
+  /** Rejects the calls waiting for this channel (it closed, or its connection closed or failed for good). */
+  failWaiters(error: Error): void {
+    const waiters = this.#waiters;
+    this.#waiters = undefined;
+    waiters?.fail(error);
   }
 }

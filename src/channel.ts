@@ -9,73 +9,34 @@
  *
  * What the actor drives (opening and restoring a transport channel, watching it, closing it)
  * is the channel's link (channel-link.ts, `channel.link`), which also holds the live transport
- * channel and its epoch: deliveries carry the epoch, and an ack of an earlier epoch is dropped.
- * The facade reads both straight from the link on the hot path.
+ * channel and its epoch (deliveries carry the epoch, and an ack of an earlier epoch is
+ * dropped) and the calls waiting for it. The facade reads both straight from the link on the
+ * hot path. Its types are in channel-types.ts.
  *
  * A publish made while the channel is down, or while the broker blocks the connection (flow
  * control, `connection.blocked`), waits (`whenWritable`), bounded in number and time
- * (channel-waiters.ts; Producer passes `maxBufferedMessages` and `publishTimeout`).
+ * (channel-waiters.ts; Producer passes `maxBufferedMessages` and `publishTimeout`); one whose
+ * channel died under it is sent again once the channel is back.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
 import type { channelMachine, ErrorSummary } from '../machines/index.js';
 import { ChannelLink } from './channel-link.js';
 import { ChannelRegistry } from './channel-registry.js';
-import { ChannelWaiters } from './channel-waiters.js';
+import type { ChannelEvents, ChannelHost, ChannelPublishOptions, ChannelState, DeliveryHandler } from './channel-types.js';
 import { checkSeconds } from './seconds.js';
 import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError } from './errors.js';
 import type {
   ConsumeOptions,
   ExchangeDeclaration,
   MessageProperties,
-  PublishOptions,
   QueueDeclaration,
   QueueDeclareOk,
   RawMessage,
-  ReturnedMessage,
   TransportChannel,
-  TransportConnection,
 } from './transports/transport.js';
 
-/** Receives each delivery with the epoch it belongs to (pass it back to ack/reject). */
-export type DeliveryHandler = (message: RawMessage, epoch: number) => void;
-
-/** What a Channel needs from its Connection (kept narrow so channels stay testable). */
-export interface ChannelHost {
-  /** Resolves with the live transport connection; rejects when the connection is closed or failed. */
-  whenConnected(signal?: AbortSignal): Promise<TransportConnection>;
-  /** Called after each delivery, for `drainEvents`. */
-  notifyDelivery(): void;
-  /** Forgets a channel once its actor is final. */
-  forgetChannel(channelId: number): void;
-  /** True while the broker blocks the connection (flow control): publishes wait. */
-  isBlocked(): boolean;
-  /** Why the connection failed, while it is `failed`: nothing reconnects it, so calls reject instead of waiting. */
-  failure(): KombuError | undefined;
-  /** The connection's channels (this one included). */
-  readonly channels: readonly Channel[];
-}
-
-export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
-
-export interface ChannelEvents {
-  state: (event: { from: ChannelState; to: ChannelState; error: ErrorSummary | undefined }) => void;
-  /** Declarations and consumers were restored on a new transport channel. */
-  recovered: (event: { epoch: number }) => void;
-  /** The broker cancelled a consumer (its queue was deleted by somebody else than this connection); it is being re-declared and resumed. */
-  consumerCancelled: (event: { consumerTag: string; queue: string }) => void;
-  /** A mandatory message found no queue. */
-  return: (message: ReturnedMessage) => void;
-  error: (error: KombuError) => void;
-}
-
-/** Options of {@link Channel.publish}: the transport's, plus the bounds of waiting while the channel is down. */
-export interface ChannelPublishOptions extends PublishOptions {
-  /** While the channel is down, at most this many publishes wait for it; one more rejects with `LimitExceeded`. */
-  maxBuffered?: number | undefined;
-  /** Seconds a publish may wait for the channel to come back before rejecting with `TimeoutError` (`Infinity`: no limit). */
-  timeout?: number | undefined;
-}
+export type { ChannelEvents, ChannelHost, ChannelPublishOptions, ChannelState, DeliveryHandler } from './channel-types.js';
 
 /**
  * A channel of a {@link Connection}. Get one with `await conn.channel()` or `conn.defaultChannel`.
@@ -94,8 +55,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** @internal The transport side, which the channel actor drives (channel-link.ts). */
   readonly link: ChannelLink;
   #actor: ActorRefFrom<typeof channelMachine> | undefined;
-  /** Calls waiting for the channel to be usable; made when the first one waits. */
-  #waiters: ChannelWaiters | undefined;
   /** What was declared through this channel; made on the first declaration. */
   #registry: ChannelRegistry<DeliveryHandler> | undefined;
   #state: ChannelState = 'opening';
@@ -144,63 +103,14 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    if (to === 'open') this.release();
+    if (to === 'open') this.link.release();
     if (to === 'closed') {
       const reason = this.link.lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
-      this.failWaiters(reason);
+      this.link.failWaiters(reason);
       this.link.current = undefined;
       this.#host.forgetChannel(this.channelId);
     }
     this.emit('state', { from, to, error });
-  }
-
-  /**
-   * @internal Hands the open transport channel to the waiters (publishes only if the connection
-   * is not blocked): when the channel opens, when the broker unblocks the connection, and when
-   * a recovery has restored routing (the link's `routed`). While recovering, only the
-   * publishes at the head of the line go: the broker may have unblocked the connection after
-   * they were held.
-   */
-  release(): void {
-    const current = this.link.current;
-    if (!current || !this.#waiters) return;
-    if (this.#state === 'recovering') {
-      const routed = this.#publishable();
-      if (!routed) return;
-      this.#waiters.releasePublishes(routed);
-    } else if (this.#state === 'open') {
-      this.#waiters.release(current, this.#host.isBlocked());
-    } else {
-      return;
-    }
-    // No one left waiting: later publishes may go straight on (see whenWritable).
-    if (this.#waiters.empty) this.#waiters = undefined;
-  }
-
-  /** While recovering: the new transport channel once its routing is restored, if publishes may go on it (open, not blocked). */
-  #publishable(): TransportChannel | undefined {
-    const routed = this.link.routed;
-    if (this.#state !== 'recovering' || !routed || routed !== this.link.current || !routed.isOpen || this.#host.isBlocked()) return undefined;
-    return routed;
-  }
-
-  /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
-  whenOpen(): Promise<TransportChannel> {
-    const current = this.link.current;
-    if (this.#state === 'open' && current?.isOpen) return Promise.resolve(current);
-    if (this.#state === 'closed' || this.#state === 'closing') {
-      return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
-    }
-    const failure = this.#host.failure();
-    if (failure) return Promise.reject(failure);
-    return (this.#waiters ??= new ChannelWaiters(this.channelId)).operation();
-  }
-
-  /** @internal Rejects the calls waiting for this channel (the connection failed for good). */
-  failWaiters(error: Error): void {
-    const waiters = this.#waiters;
-    this.#waiters = undefined;
-    waiters?.fail(error);
   }
 
   /** @internal What was declared through this channel, if anything was: what the link restores. */
@@ -218,7 +128,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async #live(): Promise<TransportChannel> {
     const current = this.link.current;
-    return this.#state === 'open' && current?.isOpen ? current : this.whenOpen();
+    return this.#state === 'open' && current?.isOpen ? current : this.link.whenOpen();
   }
 
   async declareExchange(declaration: ExchangeDeclaration): Promise<void> {
@@ -269,7 +179,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Publishes waiting for this channel to come back (see {@link whenWritable}). */
   get buffered(): number {
-    return this.#waiters?.buffered ?? 0;
+    return this.link.buffered;
+  }
+
+  /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
+  whenOpen(): Promise<TransportChannel> {
+    return this.link.whenOpen();
   }
 
   /**
@@ -281,22 +196,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * is not blocked.
    */
   whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined } = {}): Promise<TransportChannel> {
-    try {
-      checkSeconds(options.timeout, 'publish timeout');
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const current = this.link.current;
-    if (this.#state === 'open' && current?.isOpen && !this.#host.isBlocked()) return Promise.resolve(current);
-    // Recovering, routing restored, consumers not yet: a publish goes unless an operation waits before it.
-    const routed = this.#waiters ? undefined : this.#publishable();
-    if (routed) return Promise.resolve(routed);
-    if (this.#state === 'closed' || this.#state === 'closing') {
-      return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
-    }
-    const failure = this.#host.failure();
-    if (failure) return Promise.reject(failure);
-    return (this.#waiters ??= new ChannelWaiters(this.channelId)).publish(options);
+    return this.link.whenWritable(options);
   }
 
   /**
@@ -337,7 +237,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const deadline = until ?? (timeout === undefined ? undefined : Date.now() + timeout * 1000);
     for (;;) {
       const left = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
-      const channel = await this.whenWritable({ maxBuffered, timeout: left });
+      const channel = await this.link.whenWritable({ maxBuffered, timeout: left });
       try {
         return await channel.publish(body, properties, exchange, routingKey, transportOptions);
       } catch (error) {
@@ -419,7 +319,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const actor = this.#actor;
     if (!actor || this.#state === 'closed') return;
     // What waits for the channel ends because of this close, not with an earlier loss's error.
-    this.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
+    this.link.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
     await new Promise<void>((resolve) => {
       const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       if (actor.getSnapshot().status !== 'active') {
@@ -433,7 +333,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** @internal The connection is closing: fail whatever waits. */
   connectionClosed(): void {
-    this.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
+    this.link.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
   }
 
   /** @internal The connection actor is done, and this channel's actor was stopped with it: the channel is closed. */
