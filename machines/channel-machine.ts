@@ -6,7 +6,7 @@
  *
  * `recovering` reopens the channel and restores what was declared through it (exchanges,
  * queues, bindings, qos, consumers): that work is `openChannel` with `recover: true`,
- * supplied by src/channel.ts. Any channel error leads there. A failed reopen waits
+ * supplied by src/channel-link.ts. Any channel error leads there. A failed reopen waits
  * (`retrying`, growing from 0.1 s to 5 s) and tries again unless its error is irrecoverable
  * (the restore itself was refused, or the connection closed for good). The connection tells its channels
  * `connection.lost` (with its error, kept as `lastError`), `connection.restored` and

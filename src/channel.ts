@@ -7,79 +7,36 @@
  * bindings, qos, consumers) so that the actor's `recovering` state can restore all of it on a
  * new transport channel after a channel error or a reconnect.
  *
- * Each transport channel the facade opens is an `epoch`: delivery tags belong to one epoch, and
- * an ack for a message of an earlier epoch is dropped (the broker already requeued it when that
- * channel died; acking its tag on the new channel would be a protocol error). The new transport
- * channel is the current one as soon as it exists, so that acks of deliveries to consumers
- * already restored go out while later consumers are still being restored. A broker error the
- * restore then meets that names none of the restore's own methods was provoked by such
- * traffic (an ack of an unknown tag, a publish to a missing exchange): the channel is lost and
- * recovers again, as it would from `open`, instead of counting as a refused restore that ends
- * it (channel-registry.ts).
+ * What the actor drives (opening and restoring a transport channel, watching it, closing it)
+ * is the channel's link (channel-link.ts, `channel.link`), which also holds the live transport
+ * channel and its epoch (deliveries carry the epoch, and an ack of an earlier epoch is
+ * dropped) and the calls waiting for it. The facade reads both straight from the link on the
+ * hot path. Its types are in channel-types.ts.
  *
  * A publish made while the channel is down, or while the broker blocks the connection (flow
  * control, `connection.blocked`), waits (`whenWritable`), bounded in number and time
- * (channel-waiters.ts; Producer passes `maxBufferedMessages` and `publishTimeout`).
+ * (channel-waiters.ts; Producer passes `maxBufferedMessages` and `publishTimeout`); one whose
+ * channel died under it is sent again once the channel is back.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { ActorRefFrom } from 'xstate';
-import { summarizeError, type channelMachine, type ErrorSummary } from '../machines/index.js';
+import type { channelMachine, ErrorSummary } from '../machines/index.js';
+import { ChannelLink } from './channel-link.js';
 import { ChannelRegistry } from './channel-registry.js';
-import { ChannelWaiters } from './channel-waiters.js';
+import type { ChannelEvents, ChannelHost, ChannelPublishOptions, ChannelState, DeliveryHandler } from './channel-types.js';
 import { checkSeconds } from './seconds.js';
 import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError } from './errors.js';
 import type {
   ConsumeOptions,
   ExchangeDeclaration,
   MessageProperties,
-  PublishOptions,
   QueueDeclaration,
   QueueDeclareOk,
   RawMessage,
-  ReturnedMessage,
   TransportChannel,
-  TransportConnection,
 } from './transports/transport.js';
 
-/** Receives each delivery with the epoch it belongs to (pass it back to ack/reject). */
-export type DeliveryHandler = (message: RawMessage, epoch: number) => void;
-
-/** What a Channel needs from its Connection (kept narrow so channels stay testable). */
-export interface ChannelHost {
-  /** Resolves with the live transport connection; rejects when the connection is closed or failed. */
-  whenConnected(signal?: AbortSignal): Promise<TransportConnection>;
-  /** Called after each delivery, for `drainEvents`. */
-  notifyDelivery(): void;
-  /** Forgets a channel once its actor is final. */
-  forgetChannel(channelId: number): void;
-  /** True while the broker blocks the connection (flow control): publishes wait. */
-  isBlocked(): boolean;
-  /** Why the connection failed, while it is `failed`: nothing reconnects it, so calls reject instead of waiting. */
-  failure(): KombuError | undefined;
-  /** The connection's channels (this one included). */
-  readonly channels: readonly Channel[];
-}
-
-export type ChannelState = 'opening' | 'open' | 'suspended' | 'recovering' | 'retrying' | 'closing' | 'closed';
-
-export interface ChannelEvents {
-  state: (event: { from: ChannelState; to: ChannelState; error: ErrorSummary | undefined }) => void;
-  /** Declarations and consumers were restored on a new transport channel. */
-  recovered: (event: { epoch: number }) => void;
-  /** The broker cancelled a consumer (its queue was deleted by somebody else than this connection); it is being re-declared and resumed. */
-  consumerCancelled: (event: { consumerTag: string; queue: string }) => void;
-  /** A mandatory message found no queue. */
-  return: (message: ReturnedMessage) => void;
-  error: (error: KombuError) => void;
-}
-
-/** Options of {@link Channel.publish}: the transport's, plus the bounds of waiting while the channel is down. */
-export interface ChannelPublishOptions extends PublishOptions {
-  /** While the channel is down, at most this many publishes wait for it; one more rejects with `LimitExceeded`. */
-  maxBuffered?: number | undefined;
-  /** Seconds a publish may wait for the channel to come back before rejecting with `TimeoutError` (`Infinity`: no limit). */
-  timeout?: number | undefined;
-}
+export type { ChannelEvents, ChannelHost, ChannelPublishOptions, ChannelState, DeliveryHandler } from './channel-types.js';
 
 /**
  * A channel of a {@link Connection}. Get one with `await conn.channel()` or `conn.defaultChannel`.
@@ -95,25 +52,19 @@ export interface ChannelPublishOptions extends PublishOptions {
 export class Channel extends EventEmitter<ChannelEvents> {
   readonly channelId: number;
   #host: ChannelHost;
+  /** @internal The transport side, which the channel actor drives (channel-link.ts). */
+  readonly link: ChannelLink;
   #actor: ActorRefFrom<typeof channelMachine> | undefined;
-  #current: TransportChannel | undefined;
-  /** The recovering transport channel once its declarations are restored: publishes may go. */
-  #routed: TransportChannel | undefined;
-  #epoch = 0;
-  #lastError: KombuError | undefined;
-  /** Calls waiting for the channel to be usable; made when the first one waits. */
-  #waiters: ChannelWaiters | undefined;
   /** What was declared through this channel; made on the first declaration. */
   #registry: ChannelRegistry<DeliveryHandler> | undefined;
   #state: ChannelState = 'opening';
-  /** The transport channel {@link watch} listens to. */
-  #watched: TransportChannel | undefined;
 
   /** @internal Created by Connection. */
   constructor(channelId: number, host: ChannelHost) {
     super();
     this.channelId = channelId;
     this.#host = host;
+    this.link = new ChannelLink(this, host);
   }
 
   /** @internal Attaches the actor spawned for this channel. */
@@ -140,188 +91,31 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** True while the transport channel is open and usable. */
   get isOpen(): boolean {
-    return this.#state === 'open' && this.#current?.isOpen === true;
+    return this.#state === 'open' && this.link.current?.isOpen === true;
   }
 
   /** The transport channel generation; deliveries carry it. */
   get epoch(): number {
-    return this.#epoch;
+    return this.link.epoch;
   }
 
   #onState(to: ChannelState, error: ErrorSummary | undefined): void {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    if (to === 'open') this.#release();
+    if (to === 'open') this.link.release();
     if (to === 'closed') {
-      const reason = this.#lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
-      this.failWaiters(reason);
-      this.#current = undefined;
+      const reason = this.link.lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
+      this.link.failWaiters(reason);
+      this.link.current = undefined;
       this.#host.forgetChannel(this.channelId);
     }
     this.emit('state', { from, to, error });
   }
 
-  /**
-   * Hands the open transport channel to the waiters (publishes only if the connection is not
-   * blocked). While recovering with routing restored (`#routed`), only the publishes at the
-   * head of the line go: the broker may have unblocked the connection after they were held.
-   */
-  #release(): void {
-    const current = this.#current;
-    if (!current || !this.#waiters) return;
-    if (this.#state === 'recovering') {
-      const routed = this.#publishable();
-      if (!routed) return;
-      this.#waiters.releasePublishes(routed);
-    } else if (this.#state === 'open') {
-      this.#waiters.release(current, this.#host.isBlocked());
-    } else {
-      return;
-    }
-    // No one left waiting: later publishes may go straight on (see whenWritable).
-    if (this.#waiters.empty) this.#waiters = undefined;
-  }
-
-  /** While recovering: the new transport channel once its routing is restored, if publishes may go on it (open, not blocked). */
-  #publishable(): TransportChannel | undefined {
-    const routed = this.#routed;
-    if (this.#state !== 'recovering' || !routed || routed !== this.#current || !routed.isOpen || this.#host.isBlocked()) return undefined;
-    return routed;
-  }
-
-  /** @internal The broker unblocked the connection: waiting publishes go (during a recovery, once routing is restored). */
-  unblocked(): void {
-    this.#release();
-  }
-
-  /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
-  whenOpen(): Promise<TransportChannel> {
-    if (this.#state === 'open' && this.#current?.isOpen) return Promise.resolve(this.#current);
-    if (this.#state === 'closed' || this.#state === 'closing') {
-      return Promise.reject(new IllegalStateError(`Channel ${this.channelId} is ${this.#state}.`, this.#state));
-    }
-    const failure = this.#host.failure();
-    if (failure) return Promise.reject(failure);
-    return (this.#waiters ??= new ChannelWaiters(this.channelId)).operation();
-  }
-
-  /** @internal Rejects the calls waiting for this channel (the connection failed for good). */
-  failWaiters(error: Error): void {
-    const waiters = this.#waiters;
-    this.#waiters = undefined;
-    waiters?.fail(error);
-  }
-
-  /**
-   * @internal openChannel actor: a new transport channel, restoring everything when `recover`.
-   * A recovery opens it without waiting for the broker where the transport can
-   * (`openChannel`): the open, the whole restore and the publishes waiting behind it then go
-   * out together, one round trip in all.
-   */
-  async open(recover: boolean, signal: AbortSignal): Promise<void> {
-    const connection = await this.#host.whenConnected(signal);
-    const early = recover ? connection.openChannel?.() : undefined;
-    const channel = early ? early.channel : await connection.createChannel();
-    if (signal.aborted) {
-      early?.opened.catch(() => undefined);
-      await channel.close().catch(() => undefined);
-      throw new ChannelError('Channel open was cancelled.', { recoverable: true });
-    }
-    channel.on('return', this.onTransportReturn, this);
-    channel.on('cancel', this.onTransportCancel, this);
-    this.#epoch += 1;
-    this.#current = channel;
-    const registry = recover ? this.#registry : undefined;
-    // Routing is restored (or there was none): the publishes waiting at the head of the line
-    // go now, behind the restore, instead of after its answers (the broker handles a
-    // channel's frames in order, and a consumer does not route). Should the restore fail, a
-    // publish whose confirm is lost with the channel is sent again, as after any loss.
-    const routed = (): void => {
-      if (signal.aborted || !recover) return;
-      this.#routed = channel;
-      this.#release();
-    };
-    try {
-      const restored = registry ? registry.restore(channel, (onMessage) => this.#wrap(onMessage), routed) : Promise.resolve(routed());
-      const [opened, done] = await Promise.allSettled([early?.opened, restored]);
-      if (opened.status === 'rejected') throw opened.reason;
-      if (done.status === 'rejected') throw done.reason;
-      if (signal.aborted) throw new ChannelError('Channel recovery was cancelled.', { recoverable: true });
-    } catch (error) {
-      // What the calls waiting for this channel fail with, should it now close for good.
-      if (error instanceof KombuError) this.#lastError = error;
-      this.#routed = undefined;
-      if (this.#current === channel) this.#current = undefined;
-      await channel.close().catch(() => undefined);
-      throw error;
-    }
-    this.#routed = undefined;
-    if (recover) this.#tell('recovered', { epoch: this.#epoch });
-  }
-
-  /** @internal watchChannel action: reports the transport channel's death to the actor until {@link unwatch}. */
-  watch(): void {
-    this.unwatch();
-    const channel = this.#current;
-    if (!channel) {
-      queueMicrotask(() => this.#reportLost(new ChannelError('Channel vanished before it was watched.', { recoverable: true })));
-      return;
-    }
-    // A prototype method with this facade as its context: no closures per channel.
-    this.#watched = channel;
-    channel.on('close', this.onTransportClose, this);
-    if (!channel.isOpen) {
-      queueMicrotask(() => this.#watched === channel && this.onTransportClose(new ChannelError('Channel closed while opening.', { recoverable: true })));
-    }
-  }
-
-  /** @internal unwatchChannel action. */
-  unwatch(): void {
-    const channel = this.#watched;
-    this.#watched = undefined;
-    channel?.off('close', this.onTransportClose, this);
-  }
-
-  /** @internal Listener of the watched transport channel's `close`. */
-  onTransportClose(error?: KombuError): void {
-    const channel = this.#watched;
-    if (!error || !channel) return;
-    this.#lastError = error;
-    // A lost connection closes its channels first and reports its own loss right after, in
-    // the same tick; the connection then suspends this channel. Reporting the loss here too
-    // would start a recovery bound to fail on the dead connection: leave it a microtask.
-    if (error instanceof ConnectionError) queueMicrotask(() => this.#watched === channel && this.#reportLost(error));
-    else this.#reportLost(error);
-  }
-
-  /** @internal Listener of the transport channel's `return` (a mandatory message found no queue). */
-  onTransportReturn(message: ReturnedMessage): void {
-    this.emit('return', message);
-  }
-
-  /** @internal Listener of the transport channel's `cancel` (the broker cancelled a consumer). */
-  onTransportCancel(consumerTag: string): void {
-    if (this.#current) this.#onBrokerCancel(this.#current, consumerTag);
-  }
-
-  #reportLost(error: KombuError): void {
-    this.#actor?.send({ type: 'channel.lost', error: summarizeError(error) });
-  }
-
-  /** @internal abandonChannel action. */
-  abandon(): void {
-    const channel = this.#current;
-    this.#current = undefined;
-    channel?.removeAllListeners();
-    if (channel?.isOpen) channel.close().catch(() => undefined);
-  }
-
-  /** @internal closeChannel actor. */
-  async closeTransport(): Promise<void> {
-    const channel = this.#current;
-    this.#current = undefined;
-    if (channel?.isOpen) await channel.close();
+  /** @internal What was declared through this channel, if anything was: what the link restores. */
+  get registry(): ChannelRegistry<DeliveryHandler> | undefined {
+    return this.#registry;
   }
 
   get #declared(): ChannelRegistry<DeliveryHandler> {
@@ -332,52 +126,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return this.#registry ? this.#registry.nameOf(queue) : queue;
   }
 
-  #onBrokerCancel(channel: TransportChannel, consumerTag: string): void {
-    const queue = this.#registry?.queueOf(consumerTag);
-    if (queue === undefined) return;
-    this.#tell('consumerCancelled', { consumerTag, queue });
-    this.#declared.resume(channel, consumerTag, (onMessage) => this.#wrap(onMessage)).catch((error: unknown) => {
-      // The channel or its connection was lost under the resume: the consumer is still
-      // registered, and the recovery that follows restores it. Only a refusal is news.
-      if (error instanceof KombuError && error.recoverable) return;
-      this.emit('error', error instanceof KombuError ? error : new ChannelError(String(error), { cause: error }));
-    });
-  }
-
-  /**
-   * Emits to the application's listeners from inside the channel's own work (a recovery, a
-   * resume): a listener that throws must not fail that work (a failed recovery closes the
-   * channel for good). Its error goes to the `error` listeners, else to its own turn of the
-   * event loop as an uncaught exception.
-   */
-  #tell<E extends 'recovered' | 'consumerCancelled'>(event: E, payload: Parameters<ChannelEvents[E]>[0]): void {
-    try {
-      (this.emit as (event: E, payload: unknown) => boolean)(event, payload);
-    } catch (error) {
-      try {
-        if (this.listenerCount('error') === 0) throw error;
-        this.emit('error', error instanceof KombuError ? error : new ChannelError(`A '${event}' listener failed: ${String(error)}`, { cause: error }));
-      } catch (thrown) {
-        setImmediate(() => {
-          throw thrown;
-        });
-      }
-    }
-  }
-
-  #wrap(onMessage: DeliveryHandler): (message: RawMessage) => void {
-    const epoch = this.#epoch;
-    return (message) => {
-      try {
-        onMessage(message, epoch);
-      } finally {
-        this.#host.notifyDelivery();
-      }
-    };
-  }
-
   async #live(): Promise<TransportChannel> {
-    return this.#state === 'open' && this.#current?.isOpen ? this.#current : this.whenOpen();
+    const current = this.link.current;
+    return this.#state === 'open' && current?.isOpen ? current : this.link.whenOpen();
   }
 
   async declareExchange(declaration: ExchangeDeclaration): Promise<void> {
@@ -428,7 +179,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Publishes waiting for this channel to come back (see {@link whenWritable}). */
   get buffered(): number {
-    return this.#waiters?.buffered ?? 0;
+    return this.link.buffered;
+  }
+
+  /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
+  whenOpen(): Promise<TransportChannel> {
+    return this.link.whenOpen();
   }
 
   /**
@@ -440,21 +196,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * is not blocked.
    */
   whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined } = {}): Promise<TransportChannel> {
-    try {
-      checkSeconds(options.timeout, 'publish timeout');
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    if (this.#state === 'open' && this.#current?.isOpen && !this.#host.isBlocked()) return Promise.resolve(this.#current);
-    // Recovering, routing restored, consumers not yet: a publish goes unless an operation waits before it.
-    const routed = this.#waiters ? undefined : this.#publishable();
-    if (routed) return Promise.resolve(routed);
-    if (this.#state === 'closed' || this.#state === 'closing') {
-      return Promise.reject(new IllegalStateError(`Cannot publish: channel ${this.channelId} is ${this.#state}.`, this.#state));
-    }
-    const failure = this.#host.failure();
-    if (failure) return Promise.reject(failure);
-    return (this.#waiters ??= new ChannelWaiters(this.channelId)).publish(options);
+    return this.link.whenWritable(options);
   }
 
   /**
@@ -468,7 +210,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const current = this.#current;
+    const current = this.link.current;
     if (this.#state !== 'open' || current?.isOpen !== true || this.#host.isBlocked()) {
       return this.#publishWaiting(body, properties, exchange, routingKey, options, undefined);
     }
@@ -495,7 +237,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const deadline = until ?? (timeout === undefined ? undefined : Date.now() + timeout * 1000);
     for (;;) {
       const left = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
-      const channel = await this.whenWritable({ maxBuffered, timeout: left });
+      const channel = await this.link.whenWritable({ maxBuffered, timeout: left });
       try {
         return await channel.publish(body, properties, exchange, routingKey, transportOptions);
       } catch (error) {
@@ -519,7 +261,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async get(queue: string, options: { noAck: boolean }): Promise<{ message: RawMessage; epoch: number } | undefined> {
     const channel = await this.#live();
-    const epoch = this.#epoch;
+    const epoch = this.link.epoch;
     const message = await channel.get(this.#nameOf(queue), options);
     return message ? { message, epoch } : undefined;
   }
@@ -527,7 +269,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Starts a consumer that survives channel errors and reconnects. Resolves with its tag. */
   async consume(queue: string, options: ConsumeOptions, onMessage: DeliveryHandler): Promise<string> {
     const channel = await this.#live();
-    const tag = await channel.consume(this.#nameOf(queue), options, this.#wrap(onMessage));
+    const tag = await channel.consume(this.#nameOf(queue), options, this.link.wrap(onMessage));
     this.#declared.consumerAdded(tag, queue, options, onMessage);
     return tag;
   }
@@ -535,7 +277,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Cancels a consumer: the broker stops delivering to it, and no recovery restores it. */
   async cancel(consumerTag: string): Promise<void> {
     this.#registry?.consumerRemoved(consumerTag);
-    const current = this.#current;
+    const current = this.link.current;
     if (!current?.isOpen) return;
     // A cancel that fails because its transport channel ended has done its work: the consumer
     // ended with that channel, and no recovery restores it.
@@ -548,16 +290,18 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** Acks `deliveryTag` of `epoch`; a tag of an earlier epoch is dropped (already requeued). Returns whether it was sent. */
-  ack(deliveryTag: number | string, multiple = false, epoch = this.#epoch): boolean {
-    if (epoch !== this.#epoch || !this.#current?.isOpen) return false;
-    this.#current.ack(deliveryTag, multiple);
+  ack(deliveryTag: number | string, multiple = false, epoch = this.link.epoch): boolean {
+    const link = this.link;
+    if (epoch !== link.epoch || !link.current?.isOpen) return false;
+    link.current.ack(deliveryTag, multiple);
     return true;
   }
 
   /** Rejects `deliveryTag` of `epoch` (see {@link ack}). */
-  reject(deliveryTag: number | string, requeue: boolean, epoch = this.#epoch): boolean {
-    if (epoch !== this.#epoch || !this.#current?.isOpen) return false;
-    this.#current.reject(deliveryTag, requeue);
+  reject(deliveryTag: number | string, requeue: boolean, epoch = this.link.epoch): boolean {
+    const link = this.link;
+    if (epoch !== link.epoch || !link.current?.isOpen) return false;
+    link.current.reject(deliveryTag, requeue);
     return true;
   }
 
@@ -575,7 +319,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const actor = this.#actor;
     if (!actor || this.#state === 'closed') return;
     // What waits for the channel ends because of this close, not with an earlier loss's error.
-    this.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
+    this.link.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
     await new Promise<void>((resolve) => {
       const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       if (actor.getSnapshot().status !== 'active') {
@@ -589,7 +333,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** @internal The connection is closing: fail whatever waits. */
   connectionClosed(): void {
-    this.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
+    this.link.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
   }
 
   /** @internal The connection actor is done, and this channel's actor was stopped with it: the channel is closed. */

@@ -67,14 +67,14 @@ const drivenMachine = connectionMachine.provide({
     channel: channelMachine.provide({
       actors: {
         openChannel: fromPromise<void, { channelId: number; recover: boolean }>(({ input, signal, system }) =>
-          channelOf(system, input.channelId).open(input.recover, signal)),
+          channelOf(system, input.channelId).link.open(input.recover, signal)),
         closeChannel: fromPromise<void, { channelId: number }>(({ input, system }) =>
-          driverOf(system).channel(input.channelId)?.closeTransport() ?? Promise.resolve()),
+          driverOf(system).channel(input.channelId)?.link.closeTransport() ?? Promise.resolve()),
       },
       actions: {
-        abandonChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.abandon(),
-        watchChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.watch(),
-        unwatchChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.unwatch(),
+        abandonChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.link.abandon(),
+        watchChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.link.watch(),
+        unwatchChannel: ({ context, system }) => driverOf(system).channel(context.channelId)?.link.unwatch(),
       },
     }),
   },

@@ -15,7 +15,8 @@
  */
 import type { Actor } from 'xstate';
 import { summarizeError, type connectionMachine } from '../machines/index.js';
-import type { Channel, ChannelHost } from './channel.js';
+import type { Channel } from './channel.js';
+import type { ChannelHost } from './channel-types.js';
 import type { ConnectionDriver, TransportReport } from './connection-driver.js';
 import type { BrokerParams, ConnectionOptions } from './connection-options.js';
 import { DeliverySignal } from './delivery-signal.js';

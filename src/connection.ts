@@ -108,7 +108,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.#blocked = context.blocked;
       if (context.blocked) events.push(['blocked', { reason: context.blockedReason ?? 'flow control' }]);
       else {
-        for (const channel of this.#link.channels) channel.unblocked();
+        for (const channel of this.#link.channels) channel.link.release();
         events.push(['unblocked', undefined]);
       }
     }
@@ -117,7 +117,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       events.push(...lifecycleEvents(from, to, context, this.#hosts));
       const lastError = this.#link.lastError;
       if (to === 'failed' && lastError) {
-        for (const channel of [...this.#link.channels]) channel.failWaiters(lastError);
+        for (const channel of [...this.#link.channels]) channel.link.failWaiters(lastError);
         this.#link.failDeliveries(lastError);
         events.push(['error', lastError]);
       }
