@@ -5,15 +5,8 @@
  * channel cannot leave confirm mode once in it; `publish(..., { confirm: false })` simply does
  * not wait for the ack.
  *
- * How a channel ends, and what `close` carries (emitted once):
- * - the broker closed it (404, 406...): amqplib emits `error` (with code, classId, methodId)
- *   and then `close`; we report a {@link ChannelError}.
- * - the connection died: amqplib closes every channel and only then emits the connection's
- *   `close`. The channel therefore learns the cause from its connection
- *   ({@link AmqpChannel.connectionLost}), which reports a ConnectionError.
- * - our own `close()`: no error.
- * Pending operations (RPCs, confirms, drain waits) settle with that same error, so a publish
- * whose channel dies before the confirm rejects with the ChannelError or ConnectionError.
+ * How a channel ends, what its `close` carries and what its failed calls and confirms reject
+ * with: amqp-channel-end.ts.
  *
  * Backpressure: amqplib's `publish` returns false when the channel's write buffer is full.
  * The next publishes wait for amqplib's `drain` first, so a fast publisher that awaits its
@@ -24,12 +17,12 @@
  */
 import type { ConfirmChannel, Message } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
-import { ChannelError, type KombuError, MessageNacked, OperationalError } from '../errors.js';
-import { Latch } from '../latch.js';
+import { ChannelError, type KombuError, OperationalError } from '../errors.js';
 import { afterSeconds } from '../seconds.js';
 import { AckBatch } from './amqp-acks.js';
+import { ChannelEnd } from './amqp-channel-end.js';
 import { callsHeld, holdPublish } from './amqplib-pipelining.js';
-import { mapChannelError, overtaken, refusedPublishExchange, rethrowLater } from './amqp-errors.js';
+import { rethrowLater } from './amqp-errors.js';
 import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
 import type {
   ConsumeOptions, ExchangeDeclaration, MessageProperties, PublishOptions, QueueDeclaration, QueueDeclareOk,
@@ -42,8 +35,6 @@ const BASIC_QOS = 0x3c000a;
 const BASIC_QOS_OK = 0x3c000b;
 const BASIC_RECOVER = 0x3c006e;
 const BASIC_RECOVER_OK = 0x3c006f;
-/** basic.publish's class and method ids, as a broker's refusal names them. */
-const BASIC_PUBLISH = [60, 40] as const;
 
 /** The slice of amqplib's channel internals used here (not in its typings). */
 interface ChannelInternals {
@@ -76,12 +67,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   readonly id: number;
   readonly #ch: ConfirmChannel;
   readonly #owner: ChannelOwner;
-  #open = true;
-  #closing = false;
-  #brokerError: ChannelError | undefined;
-  #closeError: KombuError | undefined;
-  /** Made when somebody waits for the end while the channel is open (most never do). */
-  #closed: Latch<KombuError | undefined> | undefined;
+  /** Whether and how the channel ended, and so what its failed calls reject with. */
+  readonly #end: ChannelEnd;
   #drain: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   /** Deliveries to ack and acks to coalesce; made by the first delivery that needs an ack (a publishing channel has none). */
@@ -92,6 +79,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     this.#ch = ch;
     this.#owner = owner;
     this.id = (ch as unknown as ChannelInternals).ch;
+    this.#end = new ChannelEnd(this.id);
     // The listeners are shared functions that find this channel from amqplib's (their `this`):
     // closures would cost four functions and a context per channel.
     owners.set(ch, this);
@@ -103,14 +91,14 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
 
   static #onError(this: ConfirmChannel, error: unknown): void {
     const self = owners.get(this);
-    if (self) self.#brokerError ??= mapChannelError(error, self.id) ?? new ChannelError(`Channel ${self.id} failed: ${String(error)}`, { cause: error });
+    if (self) self.#end.refused(error);
   }
 
   static #onClose(this: ConfirmChannel): void {
     const self = owners.get(this);
     if (!self) return;
-    if (self.#closing) self.#finish(undefined);
-    else if (self.#brokerError) self.#finish(self.#brokerError);
+    if (self.#end.closing) self.#finish(undefined);
+    else if (self.#end.refusal) self.#finish(self.#end.refusal);
     // Otherwise the connection is going down; it tells us why in a moment (same tick).
     else queueMicrotask(() => self.#finish(new ChannelError(`Channel ${self.id} closed unexpectedly`)));
   }
@@ -127,16 +115,16 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
 
   /** True until the channel closes. */
   get isOpen(): boolean {
-    return this.#open && !this.#closing;
+    return this.#end.isOpen;
   }
 
   /** Called by the connection when it ends: settles this channel with the connection's error. */
   connectionLost(error: KombuError | undefined): void {
-    this.#finish(this.#closing ? undefined : error);
+    this.#finish(this.#end.closing ? undefined : error);
   }
 
   declareExchange(d: ExchangeDeclaration): Promise<void> {
-    return this.#rpc('declare exchange', async () => {
+    return this.#end.rpc('declare exchange', async () => {
       if (d.passive) await this.#ch.checkExchange(d.name);
       else {
         await this.#ch.assertExchange(d.name, d.type, {
@@ -147,13 +135,13 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   deleteExchange(name: string, options: { ifUnused?: boolean } = {}): Promise<void> {
-    return this.#rpc('delete exchange', async () => {
+    return this.#end.rpc('delete exchange', async () => {
       await this.#ch.deleteExchange(name, { ifUnused: options.ifUnused ?? false });
     });
   }
 
   declareQueue(d: QueueDeclaration): Promise<QueueDeclareOk> {
-    return this.#rpc('declare queue', async () => {
+    return this.#end.rpc('declare queue', async () => {
       const ok = d.passive
         ? await this.#ch.checkQueue(d.name)
         : await this.#ch.assertQueue(d.name, { durable: d.durable, exclusive: d.exclusive, autoDelete: d.autoDelete, arguments: d.arguments });
@@ -162,30 +150,30 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   bindQueue(queue: string, exchange: string, routingKey: string, args: Record<string, unknown> = {}): Promise<void> {
-    return this.#rpc('bind queue', async () => {
+    return this.#end.rpc('bind queue', async () => {
       await this.#ch.bindQueue(queue, exchange, routingKey, args);
     });
   }
 
   unbindQueue(queue: string, exchange: string, routingKey: string, args: Record<string, unknown> = {}): Promise<void> {
-    return this.#rpc('unbind queue', async () => {
+    return this.#end.rpc('unbind queue', async () => {
       await this.#ch.unbindQueue(queue, exchange, routingKey, args);
     });
   }
 
   deleteQueue(name: string, options: { ifUnused?: boolean; ifEmpty?: boolean } = {}): Promise<number> {
-    return this.#rpc('delete queue', async () => {
+    return this.#end.rpc('delete queue', async () => {
       const ok = await this.#ch.deleteQueue(name, { ifUnused: options.ifUnused ?? false, ifEmpty: options.ifEmpty ?? false });
       return ok.messageCount;
     });
   }
 
   purgeQueue(name: string): Promise<number> {
-    return this.#rpc('purge queue', async () => (await this.#ch.purgeQueue(name)).messageCount);
+    return this.#end.rpc('purge queue', async () => (await this.#ch.purgeQueue(name)).messageCount);
   }
 
   publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: PublishOptions = {}): Promise<void> {
-    if (!this.isOpen) return Promise.reject(this.#overtaken(exchange) ?? this.#closedError('publish'));
+    if (!this.isOpen) return Promise.reject(this.#end.publishOvertaken(exchange) ?? this.#end.closedError('publish'));
     // The write buffer is full: wait for amqplib's drain, then look again (it may have closed).
     if (this.#drain) return this.#drain.then(() => this.publish(body, properties, exchange, routingKey, options));
     const publishOptions = toPublishOptions(properties, options.mandatory === true);
@@ -200,7 +188,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       // Calls made before it and held by the pipeline take effect first (its queue, its binding).
       holdPublish(this.#ch, (ended) => {
         // The channel ended under the calls held before it: it never left.
-        if (ended) this.#confirmError(ended, exchange).then(reject, reject);
+        if (ended) this.#end.confirmError(ended, exchange).then(reject, reject);
         else this.#send(body, publishOptions, exchange, routingKey, confirm, resolve, reject);
       });
     });
@@ -215,11 +203,11 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
       written = confirm
         ? this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => {
           if (error === null || error === undefined) resolve();
-          else this.#confirmError(error, exchange).then(reject, reject);
+          else this.#end.confirmError(error, exchange).then(reject, reject);
         })
         : this.#ch.publish(exchange, routingKey, body, publishOptions);
     } catch (error) {
-      reject(this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError('publish'));
+      reject(this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#end.closedError('publish'));
       return;
     }
     if (!written) this.#drain ??= new Promise<void>((release) => (this.#drained = release));
@@ -227,12 +215,12 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     if (written) resolve();
     else {
       // Closed before the buffer drained: the message may never have left.
-      this.#drain?.then(() => (this.#open ? resolve() : reject(this.#closedError('publish'))), reject);
+      this.#drain?.then(() => (this.#end.open ? resolve() : reject(this.#end.closedError('publish'))), reject);
     }
   }
 
   async get(queue: string, options: { noAck: boolean }): Promise<RawMessage | undefined> {
-    return this.#rpc('get', async () => {
+    return this.#end.rpc('get', async () => {
       const message = await this.#ch.get(queue, { noAck: options.noAck });
       if (message === false) return undefined;
       if (!options.noAck) this.#ackBatch.received(message.fields.deliveryTag);
@@ -243,7 +231,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   consume(queue: string, options: ConsumeOptions, onMessage: (message: RawMessage) => void): Promise<string> {
     let tag = options.consumerTag;
     const acks = options.noAck ? undefined : this.#ackBatch;
-    return this.#rpc('consume', async () => {
+    return this.#end.rpc('consume', async () => {
       const ok = await this.#ch.consume(
         queue,
         (message) => {
@@ -271,25 +259,25 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   cancel(consumerTag: string): Promise<void> {
-    return this.#rpc('cancel', async () => {
+    return this.#end.rpc('cancel', async () => {
       await this.#ch.cancel(consumerTag);
     });
   }
 
   ack(deliveryTag: number | string, multiple = false): void {
-    this.#assertOpen('ack');
+    this.#end.assertOpen('ack');
     const tag = Number(deliveryTag);
     if (!multiple && this.#acks?.defer(tag)) return;
     this.#flushAcks();
-    this.#sync('ack', () => this.#ch.ack(asMessage(tag), multiple));
+    this.#end.sync('ack', () => this.#ch.ack(asMessage(tag), multiple));
     this.#acks?.settled(tag, multiple);
   }
 
   reject(deliveryTag: number | string, requeue: boolean): void {
-    this.#assertOpen('reject');
+    this.#end.assertOpen('reject');
     this.#flushAcks();
     const tag = Number(deliveryTag);
-    this.#sync('reject', () => this.#ch.reject(asMessage(tag), requeue));
+    this.#end.sync('reject', () => this.#ch.reject(asMessage(tag), requeue));
     this.#acks?.settled(tag, false);
   }
 
@@ -301,7 +289,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #flushAcks(): void {
     const frames = this.#acks?.take();
     if (!frames || !this.isOpen) return; // closed: the broker requeues them, the channel is gone
-    this.#sync('ack', () => {
+    this.#end.sync('ack', () => {
       if (frames.upTo !== undefined) this.#ch.ack(asMessage(frames.upTo), true);
       for (const tag of frames.single) this.#ch.ack(asMessage(tag), false);
     });
@@ -316,7 +304,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   qos(prefetchCount: number, prefetchSize = 0, global = false): Promise<void> {
-    return this.#rpc('qos', async () => {
+    return this.#end.rpc('qos', async () => {
       if (prefetchSize === 0) await this.#ch.prefetch(prefetchCount, global);
       else await this.#internals.rpc(BASIC_QOS, { prefetchCount, prefetchSize, global }, BASIC_QOS_OK);
     });
@@ -326,17 +314,17 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     this.#flushAcks();
     // The broker redelivers (or drops) every unacked message: their tags end here.
     this.#acks?.clear();
-    return this.#rpc('recover', async () => {
+    return this.#end.rpc('recover', async () => {
       if (requeue) await this.#ch.recover();
       else await this.#internals.rpc(BASIC_RECOVER, { requeue: false }, BASIC_RECOVER_OK);
     });
   }
 
   async close(): Promise<void> {
-    if (!this.#open) return;
-    if (!this.#closing) {
+    if (!this.#end.open) return;
+    if (!this.#end.closing) {
       this.#flushAcks(); // acks made just before close() still go out, ahead of channel.close
-      this.#closing = true;
+      this.#end.closing = true;
       try {
         this.#ch.close().catch(() => {}); // settled through the 'close' event instead
       } catch {
@@ -345,14 +333,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     }
     // A broker that never answers close-ok must not hang us (nor the connection's close).
     const timer = afterSeconds(this.#owner.closeTimeout, () => this.#finish(undefined));
-    await this.#ended();
+    await this.#end.ended();
     timer.cancel();
-  }
-
-  /** Resolves with how the channel ended (undefined: closed by us), once it has. */
-  #ended(): Promise<KombuError | undefined> {
-    if (!this.#open) return Promise.resolve(this.#closeError);
-    return (this.#closed ??= new Latch()).wait();
   }
 
   get #internals(): ChannelInternals {
@@ -360,12 +342,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   #finish(error: KombuError | undefined): void {
-    if (!this.#open) return;
-    this.#open = false;
-    this.#closeError = error;
+    if (!this.#end.end(error)) return;
     this.#acks?.clear();
     this.#releaseDrain();
-    this.#closed?.settle(error);
+    this.#end.notifyEnded();
     this.#owner.channelClosed(this);
     this.#emit('close', error);
   }
@@ -383,80 +363,6 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
     } catch (error) {
       rethrowLater(error);
     }
-  }
-
-  #assertOpen(operation: string): void {
-    if (!this.isOpen) throw this.#closedError(operation);
-  }
-
-  #closedError(operation: string): ChannelError {
-    const reason = this.#closeError;
-    return new ChannelError(
-      `Channel ${this.id} is closed${reason ? ` (${reason.message})` : ''}; cannot ${operation}`,
-      reason ? { cause: reason } : {},
-    );
-  }
-
-  #sync(operation: string, call: () => void): void {
-    try {
-      call();
-    } catch (error) {
-      throw this.isOpen ? new OperationalError(`Cannot ${operation} on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#closedError(operation);
-    }
-  }
-
-  async #rpc<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    this.#assertOpen(operation);
-    try {
-      return await call();
-    } catch (error) {
-      throw await this.#operationError(error, operation);
-    }
-  }
-
-  /** What a failed RPC rejects with: the broker's reason, else how the channel ended. */
-  async #operationError(error: unknown, operation: string): Promise<KombuError> {
-    const mapped = mapChannelError(error, this.id);
-    if (mapped) return overtaken(mapped, operation, this.id) ?? mapped;
-    if (error instanceof TypeError) return new OperationalError(`Cannot ${operation} on channel ${this.id}: ${error.message}`, { cause: error });
-    // amqplib rejects pending calls as the channel ends ("Channel ended, no reply will be
-    // forthcoming"); the reason is settled within the same tick, so one macrotask suffices.
-    const reason = await Promise.race([this.#ended(), new Promise<undefined>((resolve) => setImmediate(resolve, undefined))]);
-    // This call did not get the broker's close: it was not the one refused (see overtaken).
-    if (reason) return (reason instanceof ChannelError ? overtaken(reason, operation, this.id, false) : undefined) ?? reason;
-    return this.#open && !this.#closing
-      ? new ChannelError(`${operation} failed on channel ${this.id}: ${String(error)}`, { cause: error })
-      : this.#closedError(operation);
-  }
-
-  /** A confirm callback's error: a nack, or the channel ending before the confirm. */
-  async #confirmError(error: unknown, exchange: string): Promise<KombuError> {
-    if (error instanceof Error && error.message === 'message nacked') {
-      return new MessageNacked(`The broker nacked a message published on channel ${this.id}`, { cause: error });
-    }
-    const reason = await this.#operationError(error, 'publish');
-    return this.#overtaken(exchange) ?? reason;
-  }
-
-  /**
-   * A publish to `exchange` failed because the broker closed this channel over something
-   * else: another message, one to an exchange it refused, or a call of another method (a
-   * restore's queue.declare the publish was sent behind, an ack of an unknown tag). Not this
-   * message's refusal, only its confirm lost (it may or may not have been routed). A
-   * recoverable ChannelError, so that it is sent again on the reopened channel, as after a
-   * lost connection; undefined otherwise.
-   */
-  #overtaken(exchange: string): ChannelError | undefined {
-    const refusal = this.#brokerError;
-    if (refusal?.classId === undefined) return undefined;
-    const publishRefused = refusal.classId === BASIC_PUBLISH[0] && refusal.methodId === BASIC_PUBLISH[1];
-    // A refused publish whose exchange cannot be read from the broker's text may be this one.
-    const refused = publishRefused ? refusedPublishExchange(refusal) : undefined;
-    if (publishRefused && (refused === undefined || refused === exchange)) return undefined;
-    return new ChannelError(
-      `Channel ${this.id} was closed before this message was confirmed, by the broker's refusal of another message or call (${refusal.message})`,
-      { recoverable: true },
-    );
   }
 }
 
