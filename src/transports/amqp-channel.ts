@@ -8,22 +8,21 @@
  * How a channel ends, what its `close` carries and what its failed calls and confirms reject
  * with: amqp-channel-end.ts.
  *
- * Backpressure: amqplib's `publish` returns false when the channel's write buffer is full.
- * The next publishes wait for amqplib's `drain` first, so a fast publisher that awaits its
- * publishes cannot fill memory.
+ * The publish path (confirms, backpressure, publishes held behind pipelined calls):
+ * amqp-publish.ts.
  *
  * Acks are coalesced: those made in one tick go together at its end, as one multiple ack where
  * that settles nothing the application has not acked (amqp-acks.ts).
  */
 import type { ConfirmChannel, Message } from 'amqplib';
 import { EventEmitter } from 'eventemitter3';
-import { ChannelError, type KombuError, OperationalError } from '../errors.js';
+import { ChannelError, type KombuError } from '../errors.js';
 import { afterSeconds } from '../seconds.js';
 import { AckBatch } from './amqp-acks.js';
 import { ChannelEnd } from './amqp-channel-end.js';
-import { callsHeld, holdPublish } from './amqplib-pipelining.js';
 import { rethrowLater } from './amqp-errors.js';
-import { type AmqplibMessage, toPublishOptions, toRawMessage, toReturnedMessage } from './amqp-properties.js';
+import { type AmqplibMessage, toRawMessage, toReturnedMessage } from './amqp-properties.js';
+import { ChannelPublisher } from './amqp-publish.js';
 import type {
   ConsumeOptions, ExchangeDeclaration, MessageProperties, PublishOptions, QueueDeclaration, QueueDeclareOk,
   RawMessage, TransportChannel, TransportChannelEvents,
@@ -69,8 +68,8 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   readonly #owner: ChannelOwner;
   /** Whether and how the channel ended, and so what its failed calls reject with. */
   readonly #end: ChannelEnd;
-  #drain: Promise<void> | undefined;
-  #drained: (() => void) | undefined;
+  /** The publish path; made by the first publish (a consuming channel has none). */
+  #publisher: ChannelPublisher | undefined;
   /** Deliveries to ack and acks to coalesce; made by the first delivery that needs an ack (a publishing channel has none). */
   #acks: AckBatch | undefined;
 
@@ -110,7 +109,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
 
   static #onDrain(this: ConfirmChannel): void {
     const self = owners.get(this);
-    if (self) self.#releaseDrain();
+    if (self) self.#publisher?.releaseDrain();
   }
 
   /** True until the channel closes. */
@@ -173,50 +172,7 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   }
 
   publish(body: Buffer, properties: MessageProperties, exchange: string, routingKey: string, options: PublishOptions = {}): Promise<void> {
-    if (!this.isOpen) return Promise.reject(this.#end.publishOvertaken(exchange) ?? this.#end.closedError('publish'));
-    // The write buffer is full: wait for amqplib's drain, then look again (it may have closed).
-    if (this.#drain) return this.#drain.then(() => this.publish(body, properties, exchange, routingKey, options));
-    const publishOptions = toPublishOptions(properties, options.mandatory === true);
-    // One promise per publish, settled by amqplib's confirm callback (or by the write when
-    // confirms are off): this is the hot path, so no async frames are stacked on it.
-    return new Promise<void>((resolve, reject) => {
-      const confirm = options.confirm === true;
-      if (!callsHeld(this.#ch)) {
-        this.#send(body, publishOptions, exchange, routingKey, confirm, resolve, reject);
-        return;
-      }
-      // Calls made before it and held by the pipeline take effect first (its queue, its binding).
-      holdPublish(this.#ch, (ended) => {
-        // The channel ended under the calls held before it: it never left.
-        if (ended) this.#end.confirmError(ended, exchange).then(reject, reject);
-        else this.#send(body, publishOptions, exchange, routingKey, confirm, resolve, reject);
-      });
-    });
-  }
-
-  #send(
-    body: Buffer, publishOptions: ReturnType<typeof toPublishOptions>, exchange: string, routingKey: string, confirm: boolean,
-    resolve: () => void, reject: (error: unknown) => void,
-  ): void {
-    let written: boolean;
-    try {
-      written = confirm
-        ? this.#ch.publish(exchange, routingKey, body, publishOptions, (error: unknown) => {
-          if (error === null || error === undefined) resolve();
-          else this.#end.confirmError(error, exchange).then(reject, reject);
-        })
-        : this.#ch.publish(exchange, routingKey, body, publishOptions);
-    } catch (error) {
-      reject(this.isOpen ? new OperationalError(`Cannot publish on channel ${this.id}: ${String(error)}`, { cause: error }) : this.#end.closedError('publish'));
-      return;
-    }
-    if (!written) this.#drain ??= new Promise<void>((release) => (this.#drained = release));
-    if (confirm) return;
-    if (written) resolve();
-    else {
-      // Closed before the buffer drained: the message may never have left.
-      this.#drain?.then(() => (this.#end.open ? resolve() : reject(this.#end.closedError('publish'))), reject);
-    }
+    return (this.#publisher ??= new ChannelPublisher(this.#ch, this.#end)).publish(body, properties, exchange, routingKey, options);
   }
 
   async get(queue: string, options: { noAck: boolean }): Promise<RawMessage | undefined> {
@@ -344,17 +300,10 @@ export class AmqpChannel extends EventEmitter<TransportChannelEvents> implements
   #finish(error: KombuError | undefined): void {
     if (!this.#end.end(error)) return;
     this.#acks?.clear();
-    this.#releaseDrain();
+    this.#publisher?.releaseDrain();
     this.#end.notifyEnded();
     this.#owner.channelClosed(this);
     this.#emit('close', error);
-  }
-
-  #releaseDrain(): void {
-    const drained = this.#drained;
-    this.#drain = undefined;
-    this.#drained = undefined;
-    drained?.();
   }
 
   #emit<E extends keyof TransportChannelEvents>(event: E, ...args: Parameters<TransportChannelEvents[E]>): void {
