@@ -18,7 +18,7 @@ import { summarizeError, type connectionMachine } from '../machines/index.js';
 import type { Channel } from './channel.js';
 import type { ChannelHost } from './channel-types.js';
 import type { ConnectionDriver, TransportReport } from './connection-driver.js';
-import type { BrokerParams, ConnectionOptions } from './connection-options.js';
+import { brokerUri, type BrokerParams, type ConnectionOptions } from './connection-options.js';
 import { DeliverySignal } from './delivery-signal.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
 import { resolveTransport } from './transports/registry.js';
@@ -54,11 +54,15 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   #deliveries: DeliverySignal | undefined;
   /** The transport connection {@link watch} listens to. */
   #watched: TransportConnection | undefined;
+  /** Every broker's URL, password masked, in failover order: what status, events and errors name. */
+  readonly hosts: readonly string[];
 
   constructor(
     readonly brokers: readonly BrokerParams[],
     readonly options: ConnectionOptions,
-  ) {}
+  ) {
+    this.hosts = brokers.map((b) => brokerUri(b));
+  }
 
   get deliveries(): DeliverySignal {
     return (this.#deliveries ??= new DeliverySignal());

@@ -3,16 +3,22 @@
  * (machines/connection-machine.ts). The facade supplies the actor's I/O (connect, watch,
  * heartbeat, close) and turns its snapshots into typed events and a store.
  *
+ * Beside it: its transport side, which the actor drives and its channels ask of
+ * (connection-link.ts); the wait of `connect()` and `ensureConnection()` for the actor to settle
+ * (connection-settle.ts); its status and events, derived from the actor's snapshots
+ * (connection-status.ts).
+ *
  * Secrets stay here: the machine's context (what inspectors and dashboards see) holds only
  * masked URLs and error summaries; the real errors and passwords never leave this file except
  * through `info()` and `asUri({ includePassword: true })`, which the caller asks for.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { Actor } from 'xstate';
-import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
+import { summarizeError, type connectionMachine } from '../machines/index.js';
 import { createConnectionActor } from './connection-driver.js';
 import { connectionStatus, emitAll, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
 import { ConnectionLink } from './connection-link.js';
+import { settle } from './connection-settle.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
 import { Consumer, Producer, type ConsumerOptions, type ProducerOptions } from './messaging.js';
@@ -21,14 +27,11 @@ import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js'
 import { ChannelPool, ConnectionPool } from './connection-pool.js';
 import type { PoolOptions } from './pool.js';
 import { brokerInfo, brokerUri, checkHeartbeatRate, cloneOptions, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
-import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
+import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
-import { afterSeconds, type Timer } from './seconds.js';
 import { ensured, type EnsuredMethod, type EnsurePolicy, type MethodName } from './ensure.js';
 import { DEFAULT_RETRY_SCHEDULE, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
 import type { ErrorClass, Transport } from './transports/transport.js';
-
-const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
 
 /**
  * A connection to a broker (or to the first reachable of several), healing itself.
@@ -46,7 +49,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #options: ConnectionOptions;
   readonly #brokers: BrokerParams[];
   readonly #failoverStrategy: FailoverStrategy;
-  readonly #hosts: string[];
   readonly #actor: Actor<typeof connectionMachine>;
   /** The status store, made when first read or subscribed to (most connections never are). */
   #store: Store<ConnectionStatus> | undefined;
@@ -69,7 +71,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const { brokers, failoverStrategy } = resolveBrokers(urlOrHostname, options);
     this.#failoverStrategy = failoverStrategy;
     this.#brokers = brokers;
-    this.#hosts = this.#brokers.map((b) => brokerUri(b));
     // Each broker negotiates its own heartbeat (`?heartbeat=` may sit on one URL of several):
     // checks paced for the shortest serve them all (a check against a longer one is cheap).
     const heartbeat = Math.min(...this.#brokers.map((b) => (b.heartbeat > 0 ? b.heartbeat : Infinity)));
@@ -77,7 +78,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#link = new ConnectionLink(this.#brokers, options);
     this.#actor = createConnectionActor(
       this.#link,
-      { hosts: this.#hosts, heartbeat: Number.isFinite(heartbeat) ? heartbeat : 0, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
+      { hosts: this.#link.hosts, heartbeat: Number.isFinite(heartbeat) ? heartbeat : 0, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
       options.inspect,
     );
     this.#link.actor = this.#actor;
@@ -86,7 +87,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   #status(): ConnectionStatus {
-    return connectionStatus(this.#state, this.#actor.getSnapshot().context, this.#hosts);
+    return connectionStatus(this.#state, this.#actor.getSnapshot().context, this.#link.hosts);
   }
 
   get #statusStore(): Store<ConnectionStatus> {
@@ -100,7 +101,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const context = this.#actor.getSnapshot().context;
     const from = this.#state;
     this.#state = to;
-    if (this.#store) this.#store.set(connectionStatus(to, context, this.#hosts, this.#store.get()));
+    if (this.#store) this.#store.set(connectionStatus(to, context, this.#link.hosts, this.#store.get()));
     // The connection's own work first, the application's listeners after: a listener that
     // throws must not leave waiters hanging or a close half done.
     const events: [string, unknown][] = [];
@@ -114,7 +115,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     if (from !== to) {
       if (to === 'connected' || from === 'connected') this.#declaredEntities?.clear();
-      events.push(...lifecycleEvents(from, to, context, this.#hosts));
+      events.push(...lifecycleEvents(from, to, context, this.#link.hosts));
       const lastError = this.#link.lastError;
       if (to === 'failed' && lastError) {
         for (const channel of [...this.#link.channels]) channel.link.failWaiters(lastError);
@@ -127,54 +128,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   #onClosed(): void {
-    const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
+    const closed = new ConnectionClosed(`Connection to ${this.#link.hosts[0] ?? ''} is closed.`);
     for (const channel of [...this.#link.channels]) channel.connectionEnded();
     this.#link.closeDeliveries();
     this.#link.lastError ??= closed;
     this.#store?.complete();
-  }
-
-  /**
-   * Waits until the actor settles after a `connect`; resolves when connected. `onFailure` is
-   * called once per failed attempt; when it returns true the wait gives up with the last error.
-   * At `timeout` the wait rejects, and with `cancel` it also stops the attempt (the caller's
-   * own; a reconnect the caller only joined goes on).
-   */
-  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean, cancel = true): Promise<this> {
-    return new Promise((resolve, reject) => {
-      let timer: Timer | undefined;
-      let last = this.#state;
-      const finish = (state: ConnectionState): boolean => {
-        const entered = state !== last;
-        last = state;
-        if (!settled(state) && !(state === 'backoff' || state === 'failover')) return false;
-        if (state === 'backoff' || state === 'failover') {
-          // A snapshot without a state change (a channel opened meanwhile) is no new failure.
-          if (!entered || !onFailure?.(state)) return false;
-        }
-        sub.unsubscribe();
-        timer?.cancel();
-        if (state === 'connected') resolve(this);
-        else if (state === 'closing' || state === 'closed') reject(new ConnectionClosed('Connection was closed.'));
-        else reject(this.#link.lastError ?? new ConnectionError('Connection failed.')); // backoff, failover, failed
-        return true;
-      };
-      const sub = this.#actor.subscribe({
-        next: (snapshot) => finish(snapshot.value as ConnectionState),
-        complete: () => finish('closed'),
-      });
-      if (timeout !== undefined) {
-        timer = afterSeconds(timeout, () => {
-          sub.unsubscribe();
-          const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
-          if (cancel) {
-            this.#link.lastError = error;
-            this.#actor.send({ type: 'cancel', error: summarizeError(error) });
-          }
-          reject(error);
-        });
-      }
-    });
   }
 
   #assertOpen(what: string): void {
@@ -221,7 +179,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       safeCall(policy.callback);
       return false;
     };
-    const wait = this.#settle(policy.timeout, onFailure, !joined);
+    const wait = settle(this, this.#link, this.#state, policy.timeout, onFailure, !joined);
     if (this.#state === 'idle' || this.#state === 'failed') this.#actor.send({ type: 'connect', schedule });
     return wait;
   }
@@ -428,7 +386,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
   /** Every broker's URL (masked), in failover order. */
   get alt(): string[] {
-    return [...this.#hosts];
+    return [...this.#link.hosts];
   }
   get connected(): boolean {
     return this.#state === 'connected';
