@@ -1,7 +1,8 @@
 /**
  * The I/O side of one Connection: what its connection actor drives (the transport connection:
  * connect, watch, heartbeat check, close) and what its channels ask of it (the live transport,
- * deliveries for `drainEvents`, flow control).
+ * deliveries for `drainEvents`, flow control); with the brokers it connects to, in failover
+ * order, and their masked URLs (`hosts`), which the actor's context, status and events name.
  *
  * Why a class of its own: the actor's implementations are shared by every connection
  * (connection-driver.ts) and find their connection's driver through the actor system; the
