@@ -22,6 +22,7 @@ import type { ConnectionDriver, TransportReport } from './connection-driver.js';
 import { brokerUri, type BrokerParams, type ConnectionOptions } from './connection-options.js';
 import { DeliverySignal } from './delivery-signal.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
+import type { FailoverStrategy } from './retry.js';
 import { resolveTransport } from './transports/registry.js';
 import type { Transport, TransportConnection } from './transports/transport.js';
 import { maskUrl } from './url.js';
@@ -35,7 +36,7 @@ const defaultConnectionName = `kombu-ts pid ${process.pid}`;
 /**
  * @example
  * ```ts
- * const link = new ConnectionLink(brokers, options);
+ * const link = new ConnectionLink(brokers, options, failoverStrategy);
  * link.actor = createConnectionActor(link, input);   // the actor drives the link
  * new Channel(1, link);                              // channels ask it for the transport
  * ```
@@ -61,8 +62,15 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   constructor(
     readonly brokers: readonly BrokerParams[],
     readonly options: ConnectionOptions,
+    /** The order the brokers were put in (what `info()` reports). */
+    readonly failoverStrategy: FailoverStrategy,
   ) {
     this.hosts = brokers.map((b) => brokerUri(b));
+  }
+
+  /** The broker in use, or being tried (the first before any attempt). */
+  get broker(): BrokerParams {
+    return this.brokers[this.actor.getSnapshot().context.hostIndex] ?? (this.brokers[0] as BrokerParams);
   }
 
   get deliveries(): DeliverySignal {
