@@ -1,7 +1,8 @@
 /**
  * The I/O side of one Connection: what its connection actor drives (the transport connection:
  * connect, watch, heartbeat check, close) and what its channels ask of it (the live transport,
- * deliveries for `drainEvents`, flow control).
+ * deliveries for `drainEvents`, flow control); with the brokers it connects to, in failover
+ * order, and their masked URLs (`hosts`), which the actor's context, status and events name.
  *
  * Why a class of its own: the actor's implementations are shared by every connection
  * (connection-driver.ts) and find their connection's driver through the actor system; the
@@ -18,9 +19,10 @@ import { summarizeError, type connectionMachine } from '../machines/index.js';
 import type { Channel } from './channel.js';
 import type { ChannelHost } from './channel-types.js';
 import type { ConnectionDriver, TransportReport } from './connection-driver.js';
-import type { BrokerParams, ConnectionOptions } from './connection-options.js';
+import { brokerUri, type BrokerParams, type ConnectionOptions } from './connection-options.js';
 import { DeliverySignal } from './delivery-signal.js';
 import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
+import type { FailoverStrategy } from './retry.js';
 import { resolveTransport } from './transports/registry.js';
 import type { Transport, TransportConnection } from './transports/transport.js';
 import { maskUrl } from './url.js';
@@ -34,7 +36,7 @@ const defaultConnectionName = `kombu-ts pid ${process.pid}`;
 /**
  * @example
  * ```ts
- * const link = new ConnectionLink(brokers, options);
+ * const link = new ConnectionLink(brokers, options, failoverStrategy);
  * link.actor = createConnectionActor(link, input);   // the actor drives the link
  * new Channel(1, link);                              // channels ask it for the transport
  * ```
@@ -54,11 +56,22 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   #deliveries: DeliverySignal | undefined;
   /** The transport connection {@link watch} listens to. */
   #watched: TransportConnection | undefined;
+  /** Every broker's URL, password masked, in failover order: what status, events and errors name. */
+  readonly hosts: readonly string[];
 
   constructor(
     readonly brokers: readonly BrokerParams[],
     readonly options: ConnectionOptions,
-  ) {}
+    /** The order the brokers were put in (what `info()` reports). */
+    readonly failoverStrategy: FailoverStrategy,
+  ) {
+    this.hosts = brokers.map((b) => brokerUri(b));
+  }
+
+  /** The broker in use, or being tried (the first before any attempt). */
+  get broker(): BrokerParams {
+    return this.brokers[this.actor.getSnapshot().context.hostIndex] ?? (this.brokers[0] as BrokerParams);
+  }
 
   get deliveries(): DeliverySignal {
     return (this.#deliveries ??= new DeliverySignal());

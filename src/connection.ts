@@ -3,32 +3,33 @@
  * (machines/connection-machine.ts). The facade supplies the actor's I/O (connect, watch,
  * heartbeat, close) and turns its snapshots into typed events and a store.
  *
+ * Beside it: its transport side, which the actor drives and its channels ask of
+ * (connection-link.ts); the wait of `connect()` and `ensureConnection()` for the actor to settle
+ * (connection-settle.ts); its status and events, derived from the actor's snapshots
+ * (connection-status.ts); and kombu's attributes and factories (`hostname`, `info()`,
+ * `clone()`, `conn.Producer()`, `conn.Pool()`...), members of Connection written in
+ * connection-kombu.ts and installed on its prototype.
+ *
  * Secrets stay here: the machine's context (what inspectors and dashboards see) holds only
- * masked URLs and error summaries; the real errors and passwords never leave this file except
- * through `info()` and `asUri({ includePassword: true })`, which the caller asks for.
+ * masked URLs and error summaries; the real errors and passwords (in the link, a private
+ * field) never leave this file and connection-kombu.ts except through `info()` and
+ * `asUri({ includePassword: true })`, which the caller asks for.
  */
 import { EventEmitter } from 'eventemitter3';
 import type { Actor } from 'xstate';
-import { summarizeError, type connectionMachine, type ErrorSummary } from '../machines/index.js';
+import { summarizeError, type connectionMachine } from '../machines/index.js';
 import { createConnectionActor } from './connection-driver.js';
 import { connectionStatus, emitAll, lifecycleEvents, type ConnectionEvents, type ConnectionState, type ConnectionStatus } from './connection-status.js';
 import { ConnectionLink } from './connection-link.js';
+import { settle } from './connection-settle.js';
 import { Channel } from './channel.js';
 import { DeclarationCache, registerChannel } from './common.js';
-import { Consumer, Producer, type ConsumerOptions, type ProducerOptions } from './messaging.js';
-import type { Queue } from './queue.js';
-import { SimpleBuffer, SimpleQueue, type SimpleQueueOptions } from './simple.js';
-import { ChannelPool, ConnectionPool } from './connection-pool.js';
-import type { PoolOptions } from './pool.js';
-import { brokerInfo, brokerUri, checkHeartbeatRate, cloneOptions, resolveBrokers, type BrokerParams, type ConnectionInfo, type ConnectionOptions } from './connection-options.js';
-import { ChannelError, ConnectionClosed, ConnectionError, IllegalStateError, KombuError, TimeoutError, toKombuError } from './errors.js';
+import { installKombu, type ConnectionKombu } from './connection-kombu.js';
+import { checkHeartbeatRate, resolveBrokers, type ConnectionOptions } from './connection-options.js';
+import { ConnectionClosed, ConnectionError, IllegalStateError, KombuError, toKombuError } from './errors.js';
 import { installObservable, Store, type Observer, type Unsubscribe } from './observable.js';
-import { afterSeconds, type Timer } from './seconds.js';
 import { ensured, type EnsuredMethod, type EnsurePolicy, type MethodName } from './ensure.js';
-import { DEFAULT_RETRY_SCHEDULE, safeCall, scheduleOf, type FailoverStrategy, type RetryPolicy } from './retry.js';
-import type { ErrorClass, Transport } from './transports/transport.js';
-
-const settled = (state: ConnectionState): boolean => state === 'connected' || state === 'failed' || state === 'closing' || state === 'closed';
+import { DEFAULT_RETRY_SCHEDULE, safeCall, scheduleOf, type RetryPolicy } from './retry.js';
 
 /**
  * A connection to a broker (or to the first reachable of several), healing itself.
@@ -42,11 +43,11 @@ const settled = (state: ConnectionState): boolean => state === 'connected' || st
  * await conn.close();
  * ```
  */
+// kombu's attributes and factories are Connection's too: declared (and written) by
+// ConnectionKombu, put on the prototype by installKombu in the static block below.
+export interface Connection extends ConnectionKombu {}
 export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #options: ConnectionOptions;
-  readonly #brokers: BrokerParams[];
-  readonly #failoverStrategy: FailoverStrategy;
-  readonly #hosts: string[];
   readonly #actor: Actor<typeof connectionMachine>;
   /** The status store, made when first read or subscribed to (most connections never are). */
   #store: Store<ConnectionStatus> | undefined;
@@ -61,23 +62,26 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** @internal Set by a pool: `release()` gives the connection back instead of closing it. */
   releaseHook: ((connection: Connection) => Promise<void>) | undefined;
 
+  static {
+    // The only place that can read `#link` for connection-kombu.ts: an accessor, not a public
+    // field (which util.inspect would print, passwords and all).
+    installKombu(this, (connection) => connection.#link);
+  }
+
   constructor(urlOrHostname?: string, options: ConnectionOptions = {}) {
     super();
     this.#options = options;
     // No closure in here may capture a local: one that did would keep every local of this
     // constructor alive in a shared context for the connection's whole life.
     const { brokers, failoverStrategy } = resolveBrokers(urlOrHostname, options);
-    this.#failoverStrategy = failoverStrategy;
-    this.#brokers = brokers;
-    this.#hosts = this.#brokers.map((b) => brokerUri(b));
     // Each broker negotiates its own heartbeat (`?heartbeat=` may sit on one URL of several):
     // checks paced for the shortest serve them all (a check against a longer one is cheap).
-    const heartbeat = Math.min(...this.#brokers.map((b) => (b.heartbeat > 0 ? b.heartbeat : Infinity)));
+    const heartbeat = Math.min(...brokers.map((b) => (b.heartbeat > 0 ? b.heartbeat : Infinity)));
     const schedule = options.retryPolicy ? scheduleOf(options.retryPolicy) : DEFAULT_RETRY_SCHEDULE;
-    this.#link = new ConnectionLink(this.#brokers, options);
+    this.#link = new ConnectionLink(brokers, options, failoverStrategy);
     this.#actor = createConnectionActor(
       this.#link,
-      { hosts: this.#hosts, heartbeat: Number.isFinite(heartbeat) ? heartbeat : 0, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
+      { hosts: this.#link.hosts, heartbeat: Number.isFinite(heartbeat) ? heartbeat : 0, heartbeatRate: options.heartbeatRate ?? 5, autoReconnect: options.autoReconnect ?? true, schedule },
       options.inspect,
     );
     this.#link.actor = this.#actor;
@@ -86,7 +90,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   #status(): ConnectionStatus {
-    return connectionStatus(this.#state, this.#actor.getSnapshot().context, this.#hosts);
+    return connectionStatus(this.#state, this.#actor.getSnapshot().context, this.#link.hosts);
   }
 
   get #statusStore(): Store<ConnectionStatus> {
@@ -100,7 +104,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const context = this.#actor.getSnapshot().context;
     const from = this.#state;
     this.#state = to;
-    if (this.#store) this.#store.set(connectionStatus(to, context, this.#hosts, this.#store.get()));
+    if (this.#store) this.#store.set(connectionStatus(to, context, this.#link.hosts, this.#store.get()));
     // The connection's own work first, the application's listeners after: a listener that
     // throws must not leave waiters hanging or a close half done.
     const events: [string, unknown][] = [];
@@ -114,7 +118,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
     if (from !== to) {
       if (to === 'connected' || from === 'connected') this.#declaredEntities?.clear();
-      events.push(...lifecycleEvents(from, to, context, this.#hosts));
+      events.push(...lifecycleEvents(from, to, context, this.#link.hosts));
       const lastError = this.#link.lastError;
       if (to === 'failed' && lastError) {
         for (const channel of [...this.#link.channels]) channel.link.failWaiters(lastError);
@@ -127,54 +131,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   #onClosed(): void {
-    const closed = new ConnectionClosed(`Connection to ${this.#hosts[0] ?? ''} is closed.`);
+    const closed = new ConnectionClosed(`Connection to ${this.#link.hosts[0] ?? ''} is closed.`);
     for (const channel of [...this.#link.channels]) channel.connectionEnded();
     this.#link.closeDeliveries();
     this.#link.lastError ??= closed;
     this.#store?.complete();
-  }
-
-  /**
-   * Waits until the actor settles after a `connect`; resolves when connected. `onFailure` is
-   * called once per failed attempt; when it returns true the wait gives up with the last error.
-   * At `timeout` the wait rejects, and with `cancel` it also stops the attempt (the caller's
-   * own; a reconnect the caller only joined goes on).
-   */
-  #settle(timeout: number | undefined, onFailure?: (state: ConnectionState) => boolean, cancel = true): Promise<this> {
-    return new Promise((resolve, reject) => {
-      let timer: Timer | undefined;
-      let last = this.#state;
-      const finish = (state: ConnectionState): boolean => {
-        const entered = state !== last;
-        last = state;
-        if (!settled(state) && !(state === 'backoff' || state === 'failover')) return false;
-        if (state === 'backoff' || state === 'failover') {
-          // A snapshot without a state change (a channel opened meanwhile) is no new failure.
-          if (!entered || !onFailure?.(state)) return false;
-        }
-        sub.unsubscribe();
-        timer?.cancel();
-        if (state === 'connected') resolve(this);
-        else if (state === 'closing' || state === 'closed') reject(new ConnectionClosed('Connection was closed.'));
-        else reject(this.#link.lastError ?? new ConnectionError('Connection failed.')); // backoff, failover, failed
-        return true;
-      };
-      const sub = this.#actor.subscribe({
-        next: (snapshot) => finish(snapshot.value as ConnectionState),
-        complete: () => finish('closed'),
-      });
-      if (timeout !== undefined) {
-        timer = afterSeconds(timeout, () => {
-          sub.unsubscribe();
-          const error = new TimeoutError(`Could not connect to ${this.#hosts.join(', ')} within ${timeout} s.`);
-          if (cancel) {
-            this.#link.lastError = error;
-            this.#actor.send({ type: 'cancel', error: summarizeError(error) });
-          }
-          reject(error);
-        });
-      }
-    });
   }
 
   #assertOpen(what: string): void {
@@ -186,7 +147,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * connection; rejects with the last broker's error. Use {@link ensureConnection} to retry.
    */
   async connect(): Promise<this> {
-    return this.ensureConnection({ maxRetries: this.#brokers.length - 1 });
+    return this.ensureConnection({ maxRetries: this.#link.brokers.length - 1 });
   }
 
   /**
@@ -221,7 +182,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       safeCall(policy.callback);
       return false;
     };
-    const wait = this.#settle(policy.timeout, onFailure, !joined);
+    const wait = settle(this, this.#link, this.#state, policy.timeout, onFailure, !joined);
     if (this.#state === 'idle' || this.#state === 'failed') this.#actor.send({ type: 'connect', schedule });
     return wait;
   }
@@ -246,23 +207,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   ensure<A extends unknown[], R>(obj: unknown, fn: ((...args: A) => R | Promise<R>) | string, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
     const host = { isClosed: () => this.#closed, heal: (p: RetryPolicy) => this.ensureConnection(p), defaultChannel: () => this.defaultChannel };
     return ensured(host, obj, fn, policy);
-  }
-
-  /**
-   * kombu's `autoretry`: `fn` gets a channel as first argument and is retried when it fails
-   * with a recoverable error; after a connection error it gets the default channel (kombu
-   * revives the channel it passes).
-   *
-   * @example
-   * ```ts
-   * const purge = conn.autoretry((channel, queue: string) => channel.purgeQueue(queue));
-   * await purge('tasks');
-   * ```
-   */
-  autoretry<A extends unknown[], R>(fn: (channel: Channel, ...args: A) => R | Promise<R>, channel?: Channel, policy: EnsurePolicy = {}): (...args: A) => Promise<Awaited<R>> {
-    let current = channel;
-    const revival = { revive: (revived: Channel): void => void (current = revived) };
-    return this.ensure(revival, (...args: A) => fn(current ?? this.defaultChannel, ...args), policy);
   }
 
   /** Opens a new channel (connecting first if needed). */
@@ -359,114 +303,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.release();
   }
 
-  /**
-   * A pool of connections like this one (kombu's `Pool`): `limit` members at most (0 = none),
-   * `preload` of them created and connected up front.
-   *
-   * @example
-   * ```ts
-   * const pool = conn.Pool({ limit: 5 });
-   * await pool.use(async (c) => (await c.channel()).publish(Buffer.from('hi'), {}, '', 'tasks'));
-   * ```
-   */
-  Pool(options: PoolOptions = {}): ConnectionPool {
-    return new ConnectionPool(this, options);
-  }
-
-  /**
-   * A pool of channels of this connection (kombu's `ChannelPool`).
-   *
-   * @example
-   * ```ts
-   * const channels = conn.ChannelPool({ limit: 10, preload: 2 });
-   * const ch = await channels.acquire({ block: true });
-   * await ch.release();
-   * ```
-   */
-  ChannelPool(options: PoolOptions = {}): ChannelPool {
-    return new ChannelPool(this, options);
-  }
-
-  /**
-   * A new, unconnected Connection with the same settings (those its URLs gave too: `ssl`,
-   * `heartbeat`, transport options...) and `overrides` on top. A `hostname` override names
-   * other brokers: they are resolved afresh; `alternates` add brokers.
-   */
-  clone(overrides: ConnectionOptions = {}): Connection {
-    return new Connection(undefined, cloneOptions(this.#options, this.#brokers, overrides));
-  }
-
-  /** The URL of the broker in use; the password is `**` unless `includePassword`. */
-  asUri(options: { includePassword?: boolean } = {}): string {
-    return brokerUri(this.#broker, options.includePassword ?? false);
-  }
-
-  /** kombu's `info()`: the settings of the broker in use (password included, as kombu). */
-  info(): ConnectionInfo {
-    return brokerInfo(this.#broker, this.#brokers, this.#failoverStrategy);
-  }
-
-  get #broker(): BrokerParams {
-    return this.#brokers[this.#actor.getSnapshot().context.hostIndex] ?? (this.#brokers[0] as BrokerParams);
-  }
-
-  get hostname(): string {
-    return this.#broker.hostname;
-  }
-  get port(): number | undefined {
-    return this.#broker.port;
-  }
-  get userid(): string | undefined {
-    return this.#broker.userid;
-  }
-  get virtualHost(): string | undefined {
-    return this.#broker.virtualHost;
-  }
-  /** `hostname:port`. */
-  get host(): string {
-    return this.#broker.port === undefined ? this.#broker.hostname : `${this.#broker.hostname}:${this.#broker.port}`;
-  }
-  /** Every broker's URL (masked), in failover order. */
-  get alt(): string[] {
-    return [...this.#hosts];
-  }
   get connected(): boolean {
     return this.#state === 'connected';
-  }
-  /** The driver's connection object while connected (kombu's `connection`). */
-  get connection(): unknown {
-    return this.#link.current?.raw;
-  }
-  /** The transport, once loaded (on the first connect). */
-  get transport(): Transport | undefined {
-    return this.#link.transport ?? (typeof this.#options.transport === 'object' ? this.#options.transport : undefined);
-  }
-  get connectionErrors(): readonly ErrorClass[] {
-    return this.transport?.connectionErrors ?? [ConnectionError];
-  }
-  get recoverableConnectionErrors(): readonly ErrorClass[] {
-    return this.transport?.recoverableConnectionErrors ?? [ConnectionError];
-  }
-  /** Error classes that mean "the channel failed" (kombu's `channel_errors`). */
-  get channelErrors(): readonly ErrorClass[] {
-    return this.transport?.channelErrors ?? [ChannelError];
-  }
-  /** Channel errors that reopening the channel heals (kombu's `recoverable_channel_errors`). */
-  get recoverableChannelErrors(): readonly ErrorClass[] {
-    return this.transport?.recoverableChannelErrors ?? [ChannelError];
-  }
-  /** kombu's `completes_cycle`: true when `retries` failed attempts end a full round over the brokers. */
-  completesCycle(retries: number): boolean {
-    return (retries + 1) % this.#brokers.length === 0;
-  }
-  /** kombu's `get_heartbeat_interval()`: the heartbeat in seconds, as negotiated (0 = off); IllegalStateError until connected. */
-  getHeartbeatInterval(): number {
-    const current = this.connected ? this.#link.current : undefined;
-    if (!current) throw new IllegalStateError(`No heartbeat interval while the connection is ${this.#state}: it is settled on connect.`, this.#state);
-    return current.heartbeat ?? this.#broker.heartbeat;
-  }
-  get supportsHeartbeats(): boolean {
-    return this.transport?.capabilities.heartbeats ?? false;
   }
   /** The connection machine's state. */
   get state(): ConnectionState {
@@ -488,63 +326,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Seconds a publish may wait for a reconnect (option `publishTimeout`). */
   get publishTimeout(): number | undefined {
     return this.#options.publishTimeout;
-  }
-
-  /**
-   * A Producer on `channel` or this connection's default channel (kombu's `conn.Producer()`).
-   *
-   * @example
-   * ```ts
-   * const producer = conn.Producer({ exchange: 'tasks', serializer: 'json' });
-   * await producer.publish({ id: 1 }, { routingKey: 'images', retry: true });
-   * ```
-   */
-  Producer(options: ProducerOptions & { channel?: Channel } = {}): Producer {
-    const { channel, ...rest } = options;
-    return new Producer(channel ?? this, rest);
-  }
-
-  /**
-   * A Consumer of `queues` on `channel` or the default channel (kombu's `conn.Consumer()`).
-   *
-   * @example
-   * ```ts
-   * const consumer = conn.Consumer([queue], { callbacks: [(body, message) => message.ack()] });
-   * await consumer.consume();
-   * ```
-   */
-  Consumer(queues: Queue | string | (Queue | string)[], options: ConsumerOptions & { channel?: Channel } = {}): Consumer {
-    const { channel, ...rest } = options;
-    return new Consumer(channel ?? this, queues, rest);
-  }
-
-  /**
-   * A {@link SimpleQueue} (kombu's `conn.SimpleQueue()`).
-   *
-   * @example
-   * ```ts
-   * const queue = conn.SimpleQueue('jobs');
-   * await queue.put({ id: 1 });
-   * const message = await queue.get({ timeout: 1 });
-   * ```
-   */
-  SimpleQueue(name: string | Queue, options: SimpleQueueOptions & { channel?: Channel } = {}): SimpleQueue {
-    const { channel, ...rest } = options;
-    return new SimpleQueue(channel ?? this, name, rest);
-  }
-
-  /**
-   * A {@link SimpleBuffer}: ephemeral, no-ack (kombu's `conn.SimpleBuffer()`).
-   *
-   * @example
-   * ```ts
-   * const events = conn.SimpleBuffer('events');
-   * await events.put({ type: 'tick' });
-   * ```
-   */
-  SimpleBuffer(name: string | Queue, options: SimpleQueueOptions & { channel?: Channel } = {}): SimpleBuffer {
-    const { channel, ...rest } = options;
-    return new SimpleBuffer(channel ?? this, name, rest);
   }
 
   /** Entities declared on this connection (kombu's `declared_entities`); cleared on disconnect and reconnect. */
