@@ -52,8 +52,12 @@ export type { ChannelEvents, ChannelHost, ChannelPublishOptions, ChannelState, D
 export class Channel extends EventEmitter<ChannelEvents> {
   readonly channelId: number;
   #host: ChannelHost;
-  /** @internal The transport side, which the channel actor drives (channel-link.ts). */
-  readonly link: ChannelLink;
+  /**
+   * The transport side, which the channel actor drives (channel-link.ts). Private, read
+   * through {@link link}: a public field would be printed by util.inspect, and through the
+   * link's host the connection's brokers, passwords and all.
+   */
+  readonly #link: ChannelLink;
   #actor: ActorRefFrom<typeof channelMachine> | undefined;
   /** What was declared through this channel; made on the first declaration. */
   #registry: ChannelRegistry<DeliveryHandler> | undefined;
@@ -64,7 +68,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     super();
     this.channelId = channelId;
     this.#host = host;
-    this.link = new ChannelLink(this, host);
+    this.#link = new ChannelLink(this, host);
   }
 
   /** @internal Attaches the actor spawned for this channel. */
@@ -79,6 +83,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.#onState(actor.getSnapshot().value as ChannelState, undefined);
   }
 
+  /** @internal The transport side, which the channel actor drives (channel-link.ts). */
+  get link(): ChannelLink {
+    return this.#link;
+  }
+
   /** The channel actor's state. */
   get state(): ChannelState {
     return this.#state;
@@ -91,23 +100,23 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** True while the transport channel is open and usable. */
   get isOpen(): boolean {
-    return this.#state === 'open' && this.link.current?.isOpen === true;
+    return this.#state === 'open' && this.#link.current?.isOpen === true;
   }
 
   /** The transport channel generation; deliveries carry it. */
   get epoch(): number {
-    return this.link.epoch;
+    return this.#link.epoch;
   }
 
   #onState(to: ChannelState, error: ErrorSummary | undefined): void {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    if (to === 'open') this.link.release();
+    if (to === 'open') this.#link.release();
     if (to === 'closed') {
-      const reason = this.link.lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
-      this.link.failWaiters(reason);
-      this.link.current = undefined;
+      const reason = this.#link.lastError ?? new ChannelError(`Channel ${this.channelId} is closed.`, { recoverable: false });
+      this.#link.failWaiters(reason);
+      this.#link.current = undefined;
       this.#host.forgetChannel(this.channelId);
     }
     this.emit('state', { from, to, error });
@@ -127,8 +136,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   async #live(): Promise<TransportChannel> {
-    const current = this.link.current;
-    return this.#state === 'open' && current?.isOpen ? current : this.link.whenOpen();
+    const current = this.#link.current;
+    return this.#state === 'open' && current?.isOpen ? current : this.#link.whenOpen();
   }
 
   async declareExchange(declaration: ExchangeDeclaration): Promise<void> {
@@ -179,12 +188,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Publishes waiting for this channel to come back (see {@link whenWritable}). */
   get buffered(): number {
-    return this.link.buffered;
+    return this.#link.buffered;
   }
 
   /** Resolves with the open transport channel, waiting through recovery; rejects once closed. */
   whenOpen(): Promise<TransportChannel> {
-    return this.link.whenOpen();
+    return this.#link.whenOpen();
   }
 
   /**
@@ -196,7 +205,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
    * is not blocked.
    */
   whenWritable(options: { maxBuffered?: number | undefined; timeout?: number | undefined } = {}): Promise<TransportChannel> {
-    return this.link.whenWritable(options);
+    return this.#link.whenWritable(options);
   }
 
   /**
@@ -210,7 +219,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     } catch (error) {
       return Promise.reject(error);
     }
-    const current = this.link.current;
+    const current = this.#link.current;
     if (this.#state !== 'open' || current?.isOpen !== true || this.#host.isBlocked()) {
       return this.#publishWaiting(body, properties, exchange, routingKey, options, undefined);
     }
@@ -237,7 +246,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const deadline = until ?? (timeout === undefined ? undefined : Date.now() + timeout * 1000);
     for (;;) {
       const left = deadline === undefined ? undefined : Math.max(0, (deadline - Date.now()) / 1000);
-      const channel = await this.link.whenWritable({ maxBuffered, timeout: left });
+      const channel = await this.#link.whenWritable({ maxBuffered, timeout: left });
       try {
         return await channel.publish(body, properties, exchange, routingKey, transportOptions);
       } catch (error) {
@@ -261,7 +270,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   async get(queue: string, options: { noAck: boolean }): Promise<{ message: RawMessage; epoch: number } | undefined> {
     const channel = await this.#live();
-    const epoch = this.link.epoch;
+    const epoch = this.#link.epoch;
     const message = await channel.get(this.#nameOf(queue), options);
     return message ? { message, epoch } : undefined;
   }
@@ -269,7 +278,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Starts a consumer that survives channel errors and reconnects. Resolves with its tag. */
   async consume(queue: string, options: ConsumeOptions, onMessage: DeliveryHandler): Promise<string> {
     const channel = await this.#live();
-    const tag = await channel.consume(this.#nameOf(queue), options, this.link.wrap(onMessage));
+    const tag = await channel.consume(this.#nameOf(queue), options, this.#link.wrap(onMessage));
     this.#declared.consumerAdded(tag, queue, options, onMessage);
     return tag;
   }
@@ -277,7 +286,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   /** Cancels a consumer: the broker stops delivering to it, and no recovery restores it. */
   async cancel(consumerTag: string): Promise<void> {
     this.#registry?.consumerRemoved(consumerTag);
-    const current = this.link.current;
+    const current = this.#link.current;
     if (!current?.isOpen) return;
     // A cancel that fails because its transport channel ended has done its work: the consumer
     // ended with that channel, and no recovery restores it.
@@ -290,16 +299,16 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   /** Acks `deliveryTag` of `epoch`; a tag of an earlier epoch is dropped (already requeued). Returns whether it was sent. */
-  ack(deliveryTag: number | string, multiple = false, epoch = this.link.epoch): boolean {
-    const link = this.link;
+  ack(deliveryTag: number | string, multiple = false, epoch = this.#link.epoch): boolean {
+    const link = this.#link;
     if (epoch !== link.epoch || !link.current?.isOpen) return false;
     link.current.ack(deliveryTag, multiple);
     return true;
   }
 
   /** Rejects `deliveryTag` of `epoch` (see {@link ack}). */
-  reject(deliveryTag: number | string, requeue: boolean, epoch = this.link.epoch): boolean {
-    const link = this.link;
+  reject(deliveryTag: number | string, requeue: boolean, epoch = this.#link.epoch): boolean {
+    const link = this.#link;
     if (epoch !== link.epoch || !link.current?.isOpen) return false;
     link.current.reject(deliveryTag, requeue);
     return true;
@@ -319,7 +328,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const actor = this.#actor;
     if (!actor || this.#state === 'closed') return;
     // What waits for the channel ends because of this close, not with an earlier loss's error.
-    this.link.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
+    this.#link.failWaiters(new IllegalStateError(`Channel ${this.channelId} was closed.`, 'closing'));
     await new Promise<void>((resolve) => {
       const sub = actor.subscribe({ complete: () => resolve(), error: () => resolve() });
       if (actor.getSnapshot().status !== 'active') {
@@ -333,7 +342,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** @internal The connection is closing: fail whatever waits. */
   connectionClosed(): void {
-    this.link.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
+    this.#link.failWaiters(new ConnectionClosed('The connection of this channel is closed.'));
   }
 
   /** @internal The connection actor is done, and this channel's actor was stopped with it: the channel is closed. */

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { inspect } from 'node:util';
 import {
   AccessRefused,
   BrokerConnection,
@@ -206,6 +207,18 @@ describe('Connection on memory://', () => {
     expect(conn.asUri()).toBe('memory://u:**@pw/');
     expect(conn.asUri({ includePassword: true })).toBe(`memory://u:${secret}@pw/`);
     expect(inspected.length).toBeGreaterThan(0);
+  });
+
+  it('never shows a password when its channels, or what holds them, are inspected', async () => {
+    const secret = 'S3cr3t-ch4n';
+    const conn = connection(`memory://u:${secret}@pwch`);
+    await conn.connect();
+    const channel = await conn.channel();
+    const producer = conn.Producer({ channel });
+    expect(inspect(conn, { depth: 8 })).not.toContain(secret);
+    expect(inspect(channel, { depth: 8 })).not.toContain(secret);
+    expect(inspect(conn.defaultChannel, { depth: 8 })).not.toContain(secret);
+    expect(inspect(producer, { depth: 8 })).not.toContain(secret);
   });
 
   it('is a store: subscribe/getSnapshot with a stable snapshot, and an interop observable', async () => {
