@@ -59,13 +59,30 @@ export class ConnectionLink implements ConnectionDriver, ChannelHost {
   /** Every broker's URL, password masked, in failover order: what status, events and errors name. */
   readonly hosts: readonly string[];
 
+  // Private, read through getters: the link is the context of its listeners on the transport
+  // objects, so inspecting one of those prints the link's fields, and these hold passwords.
+  readonly #brokers: readonly BrokerParams[];
+  readonly #options: ConnectionOptions;
+
   constructor(
-    readonly brokers: readonly BrokerParams[],
-    readonly options: ConnectionOptions,
+    brokers: readonly BrokerParams[],
+    options: ConnectionOptions,
     /** The order the brokers were put in (what `info()` reports). */
     readonly failoverStrategy: FailoverStrategy,
   ) {
+    this.#brokers = brokers;
+    this.#options = options;
     this.hosts = brokers.map((b) => brokerUri(b));
+  }
+
+  /** The brokers, in failover order (passwords included). */
+  get brokers(): readonly BrokerParams[] {
+    return this.#brokers;
+  }
+
+  /** The Connection's options (a password among them, perhaps). */
+  get options(): ConnectionOptions {
+    return this.#options;
   }
 
   /** The broker in use, or being tried (the first before any attempt). */

@@ -219,6 +219,9 @@ describe('Connection on memory://', () => {
     expect(inspect(channel, { depth: 8 })).not.toContain(secret);
     expect(inspect(conn.defaultChannel, { depth: 8 })).not.toContain(secret);
     expect(inspect(producer, { depth: 8 })).not.toContain(secret);
+    // The transport objects too: the connection's link listens to them, as their listeners' context.
+    expect(inspect(conn.connection, { depth: 8 })).not.toContain(secret);
+    expect(inspect(await channel.whenOpen(), { depth: 8 })).not.toContain(secret);
   });
 
   it('is a store: subscribe/getSnapshot with a stable snapshot, and an interop observable', async () => {
